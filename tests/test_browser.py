@@ -25,10 +25,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
-#: JavaScript: the plotly graph whose first trace is the observed spectrum, and its pixel count.
-SPECTRUM_PIXELS = """() => {
+#: JavaScript: whether the plotly graph whose first trace is the observed spectrum shows ``n`` pixels
+#: starting with the fluxes ``head`` (to float32 precision).
+SPECTRUM_SHOWN = """([n, head]) => {
   const plot = [...document.querySelectorAll('.js-plotly-plot')].find(p => p.data && p.data[0].name === 'observed');
-  return plot ? plot.data[0].x.length : -1;
+  if (!plot || plot.data[0].y.length !== n) { return false; }
+  return head.every((value, i) => Math.abs(plot.data[0].y[i] - value) <= 1e-6 * Math.max(1, Math.abs(value)));
 }"""
 
 
@@ -111,6 +113,14 @@ def _shown_prediction(page):
     )
 
 
+def _wait_spectrum(page, analysis, timeout=150_000):
+    """Wait until the spectrum plot shows ``analysis``'s spectrum (pixel count and first fluxes)."""
+    flux = np.asarray(analysis.spectrum.flux, dtype=np.float32)
+    page.wait_for_function(
+        SPECTRUM_SHOWN, arg=[int(flux.size), flux[:8].astype(float).tolist()], timeout=timeout
+    )
+
+
 def _wait_status(page, text, timeout=150_000):
     page.wait_for_function(
         "text => { const s = document.querySelector('.stellar-status'); return s && s.textContent.includes(text); }",
@@ -145,7 +155,7 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
         np.testing.assert_allclose(_shown_prediction(page), expected_first.prediction, rtol=1e-4)
         assert page.locator(".stellar-flag").count() == 5
         assert page.locator(".js-plotly-plot").count() == 2
-        assert page.evaluate(SPECTRUM_PIXELS) == expected_first.spectrum.flux.size
+        _wait_spectrum(page, expected_first, timeout=10_000)
 
         # a test star picked by id
         position = 5 if first != 5 else 6
@@ -157,8 +167,7 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
         page.locator("button.stellar-load").click()
         status = _wait_status(page, spec_id)
         # The plot shows the analysed spectrum: bad pixels at the ends are trimmed.
-        shown = expected.spectrum.flux.size
-        page.wait_for_function(f"() => ({SPECTRUM_PIXELS})() === {shown}", timeout=150_000)
+        _wait_spectrum(page, expected)
         figures["new spectrum to updated plots (test star) [s]"] = time.perf_counter() - start
         figures["kernel time for that update [s]"] = (
             float(status.split("updated in ")[1].split(" ms")[0]) / 1000
@@ -175,15 +184,8 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
         start = time.perf_counter()
         page.locator("input.stellar-upload-input").set_input_files(str(path))
         _wait_status(page, "showing spec-upload.fits")
-        # The results table shows the uploaded spectrum's prediction. (The spectrum plot is checked
-        # on the test-star path above: after an upload its plotly widget sometimes keeps the
-        # previous traces in Chromium, an open issue, so this step asserts on the table.)
-        page.wait_for_function(
-            "v => Math.abs(parseFloat(document.querySelector('tr.stellar-label-teff').dataset.value) - v) < 1e-3 * Math.abs(v)",
-            arg=float(expected.prediction[0]),
-            timeout=150_000,
-        )
-        figures["new spectrum to updated results (upload) [s]"] = time.perf_counter() - start
+        _wait_spectrum(page, expected)
+        figures["new spectrum to updated plots (upload) [s]"] = time.perf_counter() - start
         np.testing.assert_allclose(_shown_prediction(page), expected.prediction, rtol=1e-4)
 
         # bad files: a message each, and the spectrum on screen stays
@@ -213,7 +215,27 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
         )
         page.locator("button.stellar-load").click()
         _wait_status(page, "showing test star")
+        _wait_spectrum(page, expected_first)
         np.testing.assert_allclose(_shown_prediction(page), expected_first.prediction, rtol=1e-4)
+
+        # a click on a star of the Kiel diagram loads that star (or the nearest one to the click)
+        point = page.locator(".js-plotly-plot .scatterlayer .trace").first.locator("path.point")
+        page.locator(".stellar-plotly-view").first.scroll_into_view_if_needed()
+        box = point.nth(len(reference.test) // 2).bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.move(x - 20, y)
+        page.mouse.move(x, y, steps=4)  # plotly reports the hovered point on a click
+        page.wait_for_selector(".js-plotly-plot .hoverlayer .hovertext", timeout=30_000)
+        page.mouse.click(x, y)
+        page.wait_for_function(
+            "first => document.querySelector('input[placeholder^=\"spec_id\"]').value !== first",
+            arg=str(reference.test.spec_id.iloc[first]),
+            timeout=30_000,
+        )
+        clicked = page.get_by_placeholder("spec_id of a test star").input_value()
+        _wait_status(page, f"showing test star {clicked}")
+        position = int(np.flatnonzero(reference.test.spec_id.astype(str) == clicked)[0])
+        _wait_spectrum(page, compute.analyse(reference.star(position), model, emulator, reference))
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=False)
         memory = _kernel_memory_mb(process)
         figures["kernel memory, each kernel [MB]"] = memory

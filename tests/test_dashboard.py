@@ -11,12 +11,11 @@ import subprocess
 import sys
 
 import numpy as np
-import plotly.callbacks
 import pytest
 
 from stellar_nb import cli, inference, schema
 from stellar_nb.dashboard import app as app_module
-from stellar_nb.dashboard import compute, serve
+from stellar_nb.dashboard import compute, plotly_view, serve
 from stellar_nb.data import fits, loopback, tables
 from stellar_nb.plots import dashboard as figures
 
@@ -245,7 +244,21 @@ def test_figures_have_fixed_traces(reference, model, emulator, test_rows):
     assert list(overview.data[2].x) == [analysis.prediction[0]] and list(
         overview.data[2].error_y.array
     ) == [analysis.sigma[2]]
-    np.testing.assert_allclose(overview.data[4].x, reference.residuals[:, 1])
+    assert overview.data[4].type == "bar"
+    centres, counts, _ = figures.residual_histogram(reference.residuals[:, 1])
+    np.testing.assert_allclose(overview.data[4].x, centres)
+    np.testing.assert_array_equal(overview.data[4].y, counts)
+    assert counts.sum() >= 0.98 * len(reference.test)  # the central 99% and the edges
+    assert {trace.type for trace in overview.data} <= set(plotly_view.TRACE_TYPES)
+    assert {trace.type for trace in figures.spectrum_figure(analysis).data} <= set(
+        plotly_view.TRACE_TYPES
+    )
+    subset = figures.overview_figure(reference.test, reference.residuals, analysis, max_points=50)
+    assert subset.data[0].x.size == 50 and "50 of" in subset.layout.annotations[0].text
+    chosen = reference.test.set_index(reference.test.spec_id.astype(str)).loc[
+        list(subset.data[0].customdata)
+    ]
+    np.testing.assert_allclose(subset.data[0].x, chosen.catalog_teff)
     assert [shape.x0 for shape in overview.layout.shapes] == pytest.approx(list(analysis.residual))
     assert [shape.xref for shape in overview.layout.shapes] == ["x2", "x3", "x4"]
 
@@ -256,20 +269,22 @@ def test_dashboard_updates_every_panel(dashboard, reference, model, emulator):
     assert dashboard.load_test_star(spec_id)
     expected = compute.analyse(reference.star(7), model, emulator, reference)
     np.testing.assert_allclose(dashboard.analysis.prediction, expected.prediction)
-    np.testing.assert_allclose(dashboard.spectrum.data[0].y, reference.star(7).flux)
-    np.testing.assert_allclose(dashboard.spectrum.data[7].y, expected.stages["rest frame"])
-    assert dashboard.spectrum.data[4].yaxis == "y2" and dashboard.spectrum.data[8].yaxis == "y4"
-    assert list(dashboard.overview.data[2].x) == pytest.approx([expected.prediction[0]])
-    assert dashboard.overview.data[0].x.size == len(reference.test)  # the test stars stay
-    assert dashboard.overview.layout.shapes[0].x0 == pytest.approx(expected.residual[0])
-    assert len(dashboard.overview.layout.annotations) == 4  # subplot titles stay
+    np.testing.assert_allclose(dashboard.spectrum.data[0]["y"], reference.star(7).flux)
+    np.testing.assert_allclose(dashboard.spectrum.data[7]["y"], expected.stages["rest frame"])
+    assert (
+        dashboard.spectrum.data[4]["yaxis"] == "y2" and dashboard.spectrum.data[8]["yaxis"] == "y4"
+    )
+    assert list(dashboard.overview.data[2]["x"]) == pytest.approx([expected.prediction[0]])
+    assert len(dashboard.overview.data[0]["x"]) == len(reference.test)  # the test stars stay
+    assert dashboard.overview.plot_layout["shapes"][0]["x0"] == pytest.approx(expected.residual[0])
+    assert len(dashboard.overview.plot_layout["annotations"]) == 4  # subplot titles stay
     assert f"data-value='{expected.prediction[0]:.6g}'" in dashboard.results.value
     assert spec_id in dashboard.status.value and dashboard.last_update_seconds > 0
     assert "Trust flags" in dashboard.flags.value
     dashboard.steps[0].value = False
-    assert dashboard.spectrum.data[figures.FIRST_STEP_TRACE].visible is False
+    assert dashboard.spectrum.data[figures.FIRST_STEP_TRACE]["visible"] is False
     assert dashboard.load_test_star(reference.test.spec_id.iloc[8])
-    assert dashboard.spectrum.data[figures.FIRST_STEP_TRACE].visible is False  # the choice stays
+    assert dashboard.spectrum.data[figures.FIRST_STEP_TRACE]["visible"] is False  # the choice stays
 
 
 def test_dashboard_survives_bad_input(dashboard, reference, tmp_path):
@@ -294,12 +309,15 @@ def test_dashboard_survives_bad_input(dashboard, reference, tmp_path):
 
 
 def test_kiel_click_loads_the_star(dashboard, reference):
-    points = plotly.callbacks.Points(
-        point_inds=[11], xs=[0], ys=[0], trace_name="test stars", trace_index=0
-    )
-    dashboard._kiel_click(dashboard.overview.data[0], points, None)
-    assert dashboard.analysis.spectrum.meta["spec_id"] == reference.test.spec_id.iloc[11]
-    assert dashboard.star_id.value == str(reference.test.spec_id.iloc[11])
+    clicked = dashboard.overview.data[0]["customdata"][11]
+    assert clicked == str(reference.test.spec_id.iloc[11])  # all 900 quick-mode stars are drawn
+    dashboard.overview._handle(None, {"event": "click", "trace": 0, "point": 11}, [])
+    assert str(dashboard.analysis.spectrum.meta["spec_id"]) == clicked
+    assert dashboard.star_id.value == clicked
+    before = dashboard.analysis
+    dashboard.overview._handle(None, {"event": "click", "trace": 2, "point": 0}, [])  # the star
+    dashboard.overview._handle(None, {"event": "click", "trace": 0, "point": 10**6}, [])
+    assert dashboard.analysis is before
 
 
 def test_fetch_by_plate_mjd_fiber_from_a_loopback_sas(
@@ -322,10 +340,13 @@ def test_fetch_by_plate_mjd_fiber_from_a_loopback_sas(
     assert "cannot download" in dashboard.status.value
 
 
-def test_dashboard_kernel_never_imports_tensorflow(quick_config, quick_survey, model_dir):
+def test_dashboard_kernel_skips_heavy_imports(quick_config, quick_survey, model_dir):
+    # No deep-learning framework (numpy inference), and not nbformat/jsonschema, whose import
+    # (through plotly's FigureWidget) takes seconds.
+    heavy = ("tensorflow", "keras", "jax", "torch", "nbformat", "jsonschema")
     code = (
         "import sys, json; from stellar_nb import dashboard; app = dashboard.build_app(); "
-        "print(json.dumps([m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras', 'jax', 'torch')]))"
+        f"print(json.dumps([m for m in sys.modules if m.split('.')[0] in {heavy!r}]))"
     )
     env = dict(
         os.environ,
@@ -370,4 +391,9 @@ def test_command_line_and_voila_settings():
             settings["tornado_settings"]["websocket_max_message_size"]
             > compute.MAX_UPLOAD_BYTES * 1.1
         )
+    # Only the widget extensions the page needs: jupyterlab-plotly alone would add 4.8 MB of JS.
+    for settings in (voila, server):
+        allowed = settings["VoilaConfiguration"]["extension_allowlist"]
+        assert "anywidget" in allowed and "@jupyter-widgets/jupyterlab-manager" in allowed
+        assert "jupyterlab-plotly" not in allowed
     assert app_module.Dashboard.show.__doc__

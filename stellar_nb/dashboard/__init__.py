@@ -7,6 +7,7 @@ Layers, each usable on its own:
 - :mod:`stellar_nb.plots.dashboard`: the plotly figures;
 - :mod:`~stellar_nb.dashboard.app`: widgets wired to one update function;
 - :mod:`~stellar_nb.dashboard.upload`: a size-checked file upload;
+- :mod:`~stellar_nb.dashboard.plotly_view`: a light plotly widget sharing one plotly.js per page;
 - :mod:`~stellar_nb.dashboard.serve`: :func:`build_app` (the notebook's call) and
   ``stellar-nb dashboard`` (Voila on http://localhost:8866).
 

@@ -2,8 +2,8 @@
 
 Three ways in (a test star by id or by a click on the Kiel diagram, an uploaded FITS file, an SDSS
 download by plate-MJD-fiber) all end in :meth:`Dashboard.show`, which runs
-:func:`stellar_nb.dashboard.compute.analyse` and copies the new figures' data into the figure
-widgets already on the page. A spectrum the dashboard cannot analyse leaves the previous one on
+:func:`stellar_nb.dashboard.compute.analyse` and copies the new figures' data into the two plotly
+views already on the page (:class:`stellar_nb.dashboard.plotly_view.PlotlyView`). A spectrum the dashboard cannot analyse leaves the previous one on
 screen and puts a readable message in the status line; the next spectrum works as usual.
 """
 
@@ -12,32 +12,19 @@ import time
 
 import ipywidgets
 import numpy as np
-import plotly.graph_objects as go
 
 from stellar_nb import schema
 from stellar_nb.dashboard import compute, upload
+from stellar_nb.dashboard.plotly_view import PlotlyView
 from stellar_nb.plots import dashboard as figures
 
-__all__ = ["Dashboard", "refresh"]
+__all__ = ["Dashboard"]
 
 UNCERTAINTY_NOTE = (
     "Uncertainties: spread of the predictions over noise realisations drawn from the spectrum's "
     "own inverse variance, added in quadrature to a per-label model error calibrated on the "
     "validation split (68% coverage)."
 )
-
-
-def refresh(widget, traces, layout=None, first=0):
-    """Overwrite traces ``first, first + 1, ...`` of ``widget`` with ``traces`` (dicts), in one message.
-
-    The trace functions of :mod:`stellar_nb.plots.dashboard` return the traces of their figure in
-    the figure's order, so new data goes straight into the figure widget already on the page.
-    """
-    with widget.batch_update():
-        for offset, values in enumerate(traces):
-            widget.data[first + offset].update(values, overwrite=True)
-        for key, value in (layout or {}).items():
-            widget.layout[key] = value
 
 
 def _format(value, sigma, label):
@@ -116,11 +103,11 @@ class Dashboard:
         ]
         for checkbox in self.steps:
             checkbox.observe(self._toggle_step, names="value")
-        self.overview = go.FigureWidget(
+        self.overview = PlotlyView(
             figures.overview_figure(self.reference.test, self.reference.residuals, self.analysis)
         )
-        self.overview.data[0].on_click(self._kiel_click)
-        self.spectrum = go.FigureWidget(figures.spectrum_figure(self.analysis))
+        self.overview.on_click(self._kiel_click)
+        self.spectrum = PlotlyView(figures.spectrum_figure(self.analysis))
         controls = ipywidgets.VBox([
             ipywidgets.HTML("<h3 style='margin:0'>stellar_nb: Teff, [Fe/H], log g from an SDSS spectrum</h3>"),
             ipywidgets.HBox([self.star_id, self.star_button]), self.upload,
@@ -128,7 +115,14 @@ class Dashboard:
         ], layout={"width": "520px"})  # fmt: skip
         self.widget = ipywidgets.VBox(
             [
-                ipywidgets.HBox([controls, ipywidgets.Box([self.overview], layout={"flex": "1"})]),
+                ipywidgets.HBox(
+                    [
+                        controls,
+                        ipywidgets.VBox(
+                            [self.overview], layout={"flex": "1 1 0%", "min_width": "0"}
+                        ),
+                    ]
+                ),
                 ipywidgets.HBox(
                     [ipywidgets.HTML("<b>Preprocessing steps shown:</b>"), *self.steps]
                 ),
@@ -168,9 +162,8 @@ class Dashboard:
             return False
         self.analysis = analysis
         traces, decorations = figures.spectrum_traces(analysis, self._visible_steps())
-        refresh(self.spectrum, traces, decorations)
-        refresh(
-            self.overview,
+        self.spectrum.update(traces, decorations)
+        self.overview.update(
             figures.kiel_star_traces(analysis),
             {"shapes": figures.residual_shapes(analysis)},
             first=1,
@@ -223,22 +216,20 @@ class Dashboard:
             return False
         return self.show(spectrum)
 
-    def _kiel_click(self, trace, points, _state):
-        if points.point_inds:
-            self.load_test_star(trace.customdata[points.point_inds[0]])
+    def _kiel_click(self, trace, point):
+        spec_ids = self.overview.data[0]["customdata"]  # the stars drawn, maybe a subset
+        if trace == 0 and 0 <= point < len(spec_ids):
+            self.load_test_star(spec_ids[point])
 
     def _visible_steps(self):
         return tuple(checkbox.description for checkbox in self.steps if checkbox.value)
 
     def _toggle_step(self, _change):
         visible = self._visible_steps()
-        with self.spectrum.batch_update():
-            for step, trace in zip(
-                figures.PREPROCESSING_STEPS,
-                self.spectrum.data[figures.FIRST_STEP_TRACE :],
-                strict=True,
-            ):
-                trace.visible = step in visible
+        self.spectrum.update(
+            [{"visible": step in visible} for step in figures.PREPROCESSING_STEPS],
+            first=figures.FIRST_STEP_TRACE,
+        )
 
     def _results_html(self, analysis):
         rows = []

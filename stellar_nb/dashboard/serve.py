@@ -11,7 +11,9 @@ and ``jupyter_server_config.json`` for the Voila server extension (Binder's
 ``?urlpath=voila/render/notebooks/dashboard.ipynb``). Both raise tornado's websocket message limit
 to :data:`WEBSOCKET_MAX_BYTES`, just above the upload limit, since an uploaded file travels as one
 websocket message; larger files are refused by the browser before sending
-(:mod:`stellar_nb.dashboard.upload`).
+(:mod:`stellar_nb.dashboard.upload`). Both also load only the JupyterLab extensions the page
+uses (the widget managers and anywidget): Voila otherwise loads every installed one, and
+jupyterlab-plotly alone brings 4.8 MB of JavaScript the dashboard does not need.
 """
 
 import os

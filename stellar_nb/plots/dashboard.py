@@ -5,11 +5,11 @@
 - :func:`spectrum_figure`: the observed spectrum with the emulated one at the predicted labels,
   the flux residual, and each preprocessing step, all on one shared wavelength axis.
 
-Two figures rather than one per panel because each plotly figure widget carries its own copy of
-plotly.js (about 5 MB) to the browser. Each figure has the same traces in the same order whatever
-its input (empty traces where something is unknown); the ``*_traces`` functions return the
-traces of the current star as dicts, so the dashboard overwrites the data of the figures already
-on the page (:func:`stellar_nb.dashboard.app.refresh`) instead of rebuilding them.
+Each figure has the same traces in the same order whatever its input (empty traces where
+something is unknown); the ``*_traces`` functions return the traces of the current star as dicts,
+so the dashboard overwrites the data of the figures already on the page
+(:meth:`stellar_nb.dashboard.plotly_view.PlotlyView.update`) instead of rebuilding them, which
+would validate every array again.
 """
 
 import numpy as np
@@ -19,10 +19,12 @@ from stellar_nb import schema
 
 __all__ = [
     "FIRST_STEP_TRACE",
+    "KIEL_POINTS",
     "LINES",
     "PREPROCESSING_STEPS",
     "kiel_star_traces",
     "overview_figure",
+    "residual_histogram",
     "residual_shapes",
     "spectrum_figure",
     "spectrum_traces",
@@ -45,6 +47,11 @@ LINES = {
 PREPROCESSING_STEPS = ("observed", "resampled", "rest frame", "standardised")
 #: Position of the first preprocessing trace in :func:`spectrum_figure`.
 FIRST_STEP_TRACE = 5
+#: Test stars drawn on the Kiel diagram at most (a fixed random subset beyond that): plotly draws
+#: each as an SVG element, and 15,000 would take seconds per redraw.
+KIEL_POINTS = 3000
+#: Bins of each residual histogram, spanning the central 99% of the residuals.
+RESIDUAL_BINS = 40
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 40}}
 _EMPTY = np.array([], dtype=float)
 
@@ -54,7 +61,23 @@ def _title(label):
     return f"{name} [{unit}]"
 
 
-def overview_figure(test, residuals, analysis=None):
+def residual_histogram(values, bins=RESIDUAL_BINS):
+    """Bin centres, counts and width of a histogram over the central 99% of ``values`` (finite ones).
+
+    Computed here and drawn as bars, so the browser receives 40 counts rather than every residual.
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return _EMPTY, _EMPTY, 1.0
+    low, high = np.percentile(values, [0.5, 99.5])
+    if high <= low:
+        low, high = low - 0.5, high + 0.5
+    counts, edges = np.histogram(values, bins=bins, range=(low, high))
+    return 0.5 * (edges[1:] + edges[:-1]), counts.astype(float), float(edges[1] - edges[0])
+
+
+def overview_figure(test, residuals, analysis=None, max_points=KIEL_POINTS):
     """Kiel diagram of the test split beside its residual distributions, with the current star.
 
     Parameters
@@ -65,31 +88,42 @@ def overview_figure(test, residuals, analysis=None):
         (n, 3) test-split residuals, predicted minus catalogue, in :data:`~stellar_nb.schema.LABELS` order.
     analysis : stellar_nb.dashboard.compute.Analysis, optional
         The current star: its prediction with error bars, its catalogue labels and residuals.
+    max_points : int
+        Test stars drawn at most; a larger split shows a fixed random subset of this size (the
+        residual histograms always use every star).
 
     Returns
     -------
     plotly.graph_objects.Figure
         Traces: test stars (log g against Teff coloured by [Fe/H]; ``customdata`` = spec_id),
-        this star's catalogue labels, its prediction, then one residual histogram per label.
+        this star's catalogue labels, its prediction, then one residual histogram (bars) per label.
     """
+    shown = test
+    if len(test) > max_points:
+        rows = np.sort(np.random.default_rng(0).choice(len(test), max_points, replace=False))
+        shown = test.iloc[rows]
+    kiel_title = "Kiel diagram of the test split (click a star)" if shown is test else (
+        f"Kiel diagram: {len(shown):,} of {len(test):,} test stars (click one)")  # fmt: skip
     figure = plotly.subplots.make_subplots(
         rows=3, cols=2, specs=[[{"rowspan": 3}, {}], [None, {}], [None, {}]], column_widths=[0.64, 0.36],
         horizontal_spacing=0.16, vertical_spacing=0.16,
-        subplot_titles=["Kiel diagram of the test split (click a star)", *(f"residual {_title(label)}" for label in schema.LABELS)],
+        subplot_titles=[kiel_title, *(f"residual {_title(label)}" for label in schema.LABELS)],
     )  # fmt: skip
     figure.add_scatter(
-        x=test.catalog_teff, y=test.catalog_logg, mode="markers", name="test stars",
-        customdata=test.spec_id.astype(str),
-        marker={"size": 4, "color": test.catalog_feh, "colorscale": "Viridis", "opacity": 0.6,
+        x=shown.catalog_teff.to_numpy(), y=shown.catalog_logg.to_numpy(), mode="markers", name="test stars",
+        customdata=shown.spec_id.astype(str).to_numpy(),
+        marker={"size": 4, "color": shown.catalog_feh.to_numpy(), "colorscale": "Viridis", "opacity": 0.6,
                 "colorbar": {"title": "[Fe/H]", "thickness": 10, "x": 0.57, "len": 0.9}},
         hovertemplate="spec_id %{customdata}<br>Teff %{x:.0f} K<br>log g %{y:.2f}<extra></extra>", row=1, col=1,
     )  # fmt: skip
     for trace in kiel_star_traces(analysis):
         figure.add_scatter(**trace, row=1, col=1)
     for row, label in enumerate(schema.LABELS, start=1):
-        figure.add_histogram(
-            x=residuals[:, row - 1],
-            nbinsx=40,
+        centres, counts, width = residual_histogram(residuals[:, row - 1])
+        figure.add_bar(
+            x=centres,
+            y=counts,
+            width=width,
             name=f"{label} residuals",
             marker={"color": "lightsteelblue"},
             showlegend=False,
