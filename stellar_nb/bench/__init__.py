@@ -15,6 +15,7 @@ BENCHMARKS = {
     "preprocess": "naive per-spectrum spline loop vs the package's batched preprocessing",
     "train": "epoch time of the paper model vs the GEMM-bound limit, TensorFlow and JAX",
     "inference": "numpy inference vs Keras predict on the test split",
+    "dashboard": "dashboard page load, update time and kernel memory in Chromium; plotly.js bundles",
 }
 
 

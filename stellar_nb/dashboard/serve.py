@@ -30,6 +30,7 @@ __all__ = [
     "notebook_path",
     "run",
     "voila_command",
+    "voila_environment",
 ]
 
 #: The three cells of the dashboard notebook: import, build, display.
@@ -114,6 +115,20 @@ def voila_command(notebook, *, port=8866, ip="localhost", open_browser=False):
     ]  # fmt: skip
 
 
+def voila_environment(config, survey_dir, *, model_dir=None, sas_url=None):
+    """Environment for the Voila process: the kernel's :func:`build_app` reads these settings."""
+    environment = dict(
+        os.environ,
+        STELLAR_NB_DATA=str(config.data_home),
+        STELLAR_NB_QUICK="1" if config.quick else "0",
+        STELLAR_NB_SURVEY_DIR=str(survey_dir),
+    )
+    for name, value in (("STELLAR_NB_MODEL_DIR", model_dir), ("STELLAR_NB_SAS_URL", sas_url)):
+        if value:
+            environment[name] = str(value)
+    return environment
+
+
 def configure_parser(parser):
     """Options of ``stellar-nb dashboard``."""
     from stellar_nb.cli import add_common_arguments
@@ -149,14 +164,9 @@ def run(args):
     dashboard = build_app(
         config, model_dir=args.model_dir, survey_dir=args.survey_dir, sas_url=args.sas_url
     )
-    environment = dict(os.environ, STELLAR_NB_DATA=str(config.data_home), STELLAR_NB_QUICK="1" if config.quick else "0",
-                       STELLAR_NB_SURVEY_DIR=str(dashboard.survey_dir))  # fmt: skip
-    for name, value in (
-        ("STELLAR_NB_MODEL_DIR", args.model_dir),
-        ("STELLAR_NB_SAS_URL", args.sas_url),
-    ):
-        if value:
-            environment[name] = str(value)
+    environment = voila_environment(
+        config, dashboard.survey_dir, model_dir=args.model_dir, sas_url=args.sas_url
+    )
     command = voila_command(
         notebook_path(config.data_home), port=args.port, ip=args.ip, open_browser=args.open
     )

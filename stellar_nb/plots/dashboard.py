@@ -49,7 +49,7 @@ PREPROCESSING_STEPS = ("observed", "resampled", "rest frame", "standardised")
 FIRST_STEP_TRACE = 5
 #: Test stars drawn on the Kiel diagram at most (a fixed random subset beyond that): plotly draws
 #: each as an SVG element, and 15,000 would take seconds per redraw.
-KIEL_POINTS = 3000
+KIEL_POINTS = 2000
 #: Bins of each residual histogram, spanning the central 99% of the residuals.
 RESIDUAL_BINS = 40
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 50, "b": 40}}
