@@ -63,15 +63,34 @@ function loadPlotly(model) {
   return globalThis.__stellarNbPlotly;
 }
 
+// Arrays equal to the ones already drawn are kept as the same objects: Plotly.react compares
+// arrays by identity, and an unchanged one then costs nothing to compare or redraw.
+function same(array, previous) {
+  if (!previous || previous.constructor !== array.constructor || previous.length !== array.length) {
+    return false;
+  }
+  for (let i = 0; i < array.length; i++) {
+    const a = array[i], b = previous[i];
+    if (a !== b && !(a !== a && b !== b)) { return false; }  // NaN equals NaN here
+  }
+  return true;
+}
+
 // {dtype, bdata: DataView} (binary buffers put back by the widget manager) -> typed arrays.
-function decode(value) {
-  if (Array.isArray(value)) { return value.map(decode); }
+function decode(value, previous) {
+  if (Array.isArray(value)) {
+    const items = value.map((item, i) => decode(item, Array.isArray(previous) ? previous[i] : undefined));
+    const plain = items.every((item) => item === null || typeof item !== "object");
+    return plain && same(items, previous) ? previous : items;
+  }
   if (value === null || typeof value !== "object") { return value; }
   if (value.bdata instanceof DataView && value.dtype in TYPES) {
     const view = value.bdata;
-    return new TYPES[value.dtype](view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+    const array = new TYPES[value.dtype](view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
+    return same(array, previous) ? previous : array;
   }
-  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, decode(item)]));
+  const before = previous !== null && typeof previous === "object" ? previous : {};
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, decode(item, before[key])]));
 }
 
 async function render({ model, el }) {
@@ -80,9 +99,10 @@ async function render({ model, el }) {
   plot.style.width = "100%";  // as wide as the widget: plotly's autosize follows the page
   el.appendChild(plot);
   const Plotly = await loadPlotly(model);
+  let shown;
   const draw = () => {
-    const figure = decode(model.get("figure"));
-    return Plotly.react(plot, figure.data || [], figure.layout || {}, model.get("config"));
+    shown = decode(model.get("figure"), shown);
+    return Plotly.react(plot, shown.data || [], shown.layout || {}, model.get("config"));
   };
   await draw();
   model.on("change:figure", draw);
