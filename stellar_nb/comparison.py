@@ -80,10 +80,8 @@ NETWORKS = {
 
 def _fit(network, data, weights, config):
     names = list(network.output_names)
-    targets = {name: data["train_labels"][:, schema.LABELS.index(name), None] for name in names}
-    validation = {
-        name: data["validation_labels"][:, schema.LABELS.index(name), None] for name in names
-    }
+    targets = train.targets(data["train_labels"], names)
+    validation = train.targets(data["validation_labels"], names)
     steps = -(-len(data["train_spectra"]) // config.batch_size) * config.epochs
     model.compile_model(network, weights=weights, total_steps=steps, **_settings())
     keep_best = keras.callbacks.EarlyStopping(

@@ -23,7 +23,15 @@ import pandas as pd
 
 from stellar_nb import baselines, inference, schema
 
-__all__ = ["calibration", "configure_parser", "evaluate", "mae", "run", "summary_table"]
+__all__ = [
+    "calibration",
+    "configure_parser",
+    "evaluate",
+    "mae",
+    "mae_floor",
+    "run",
+    "summary_table",
+]
 
 
 def mae(predicted, reference):
@@ -62,6 +70,37 @@ def _raw(data_dir, split, rows):
     )
     truth = frame[list(source)].to_numpy(dtype=np.float64)
     return arrays, frame["rv_adop"].to_numpy(dtype=np.float64), truth
+
+
+def mae_floor(data_dir, stars=1000, *, split="test", rng=0):
+    """The Cramer-Rao floor on the mean absolute error: ``sqrt(2 / pi)`` times the mean Cramer-Rao
+    sigma of ``stars`` random stars of a simulated split (whose true labels are known).
+
+    Parameters
+    ----------
+    data_dir : str or pathlib.Path
+        Survey folder with true labels (:data:`~stellar_nb.schema.TRUE_COLUMNS`).
+    stars : int
+        Random stars used (all of them if the split is smaller).
+    rng : numpy.random.Generator or int
+        Random generator, or its seed.
+
+    Returns
+    -------
+    floor : numpy.ndarray
+        (3,) floor per label, in :data:`~stellar_nb.schema.LABELS` order.
+    n : int
+        Stars used.
+    """
+    from stellar_nb import emulator
+
+    rng = np.random.default_rng(rng)
+    subset = _subset(rng, _split_rows(data_dir, split), stars)
+    arrays, velocity, truth = _raw(data_dir, split, subset)
+    sigma = emulator.cramer_rao_bound(
+        emulator.load_emulator(), truth, arrays[0], arrays[2], velocity, arrays[1]
+    )
+    return np.sqrt(2 / np.pi) * np.mean(sigma, axis=0), len(subset)
 
 
 def _preprocessed(model, data_dir, split):
@@ -140,17 +179,9 @@ def evaluate(
     result["mae_percent_of_range"] = _per_label(100 * model_mae / np.ptp(truth, axis=0))
     rng = np.random.default_rng(seed)
     if has_truth and crb_stars:
-        from stellar_nb import emulator
-
-        subset = _subset(rng, result["n_test_rows"], crb_stars)
-        arrays, velocity, subset_truth = _raw(data_dir, "test", subset)
-        sigma = emulator.cramer_rao_bound(
-            emulator.load_emulator(), subset_truth, arrays[0], arrays[2], velocity, arrays[1]
-        )
-        floor = np.sqrt(2 / np.pi) * np.mean(sigma, axis=0)
+        floor, result["crb_stars"] = mae_floor(data_dir, crb_stars, rng=rng)
         result["crb_mae_floor"] = _per_label(floor)
         result["ratio_to_floor"] = _per_label(model_mae / floor)
-        result["crb_stars"] = len(subset)
     if ridge:
         result.update(_ridge(model, data_dir, spectra, truth, catalog))
         result["improvement_over_ridge"] = _per_label(

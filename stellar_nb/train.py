@@ -30,7 +30,15 @@ from stellar_nb import inference, schema
 from stellar_nb import model as model_module
 from stellar_nb.files import atomic_write, sha256sum
 
-__all__ = ["configure_parser", "load_keras_model", "prepare_data", "run", "save_model_dir", "train"]
+__all__ = [
+    "configure_parser",
+    "load_keras_model",
+    "prepare_data",
+    "run",
+    "save_model_dir",
+    "targets",
+    "train",
+]
 
 CHECKPOINT = "checkpoint"
 
@@ -75,7 +83,9 @@ def prepare_data(data_dir, *, seed=0, copies=2, label_source="catalog"):
     }
 
 
-def _targets(labels, names):
+def targets(labels, names=schema.LABELS):
+    """Keras targets: one (n, 1) column of ``labels`` (n, 3; :data:`~stellar_nb.schema.LABELS`
+    order) per output name in ``names``."""
     return {name: labels[:, schema.LABELS.index(name), None] for name in names}
 
 
@@ -240,7 +250,7 @@ def train(
         }
     else:
         network, state = loaded
-    validation = (data["validation_spectra"], _targets(data["validation_labels"], names))
+    validation = (data["validation_spectra"], targets(data["validation_labels"], names))
     best_path = folder / "best.weights.h5"
     bar = tqdm.tqdm(
         total=config.epochs,
@@ -254,7 +264,7 @@ def train(
         started = time.perf_counter()
         history = network.fit(
             spectra[order],
-            _targets(labels[order], names),
+            targets(labels[order], names),
             batch_size=config.batch_size,
             epochs=epoch + 1,
             initial_epoch=epoch,

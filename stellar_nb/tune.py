@@ -124,10 +124,6 @@ def make_tuner(
     )
 
 
-def _targets(scaled_labels):
-    return {label: scaled_labels[:, i, None] for i, label in enumerate(schema.LABELS)}
-
-
 def tune(config=None, data_dir=None, *, project_name="residual_mlp", overwrite=False, verbose=0):
     """Run the search and return the best trial's settings.
 
@@ -173,8 +169,8 @@ def tune(config=None, data_dir=None, *, project_name="residual_mlp", overwrite=F
     )
     tuner.search(
         spectra,
-        _targets(labels),
-        validation_data=(data["validation_spectra"], _targets(data["validation_labels"])),
+        train.targets(labels),
+        validation_data=(data["validation_spectra"], train.targets(data["validation_labels"])),
         epochs=config.tune_epochs,
         batch_size=config.batch_size,
         shuffle=True,

@@ -5,8 +5,6 @@ memory) and saves a screenshot in ``test-artifacts/``; timings are reported, not
 where ``/usr/bin/chromium`` is missing, except in CI (``CI=true``), where it fails instead.
 """
 
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +16,7 @@ import pytest
 from conftest import IN_CI, ROOT
 
 from stellar_nb import inference, schema
+from stellar_nb.bench import dashboard as bench_dashboard
 from stellar_nb.dashboard import compute
 from stellar_nb.data import fits
 
@@ -93,24 +92,8 @@ def server(chromium, quick_config, quick_survey, model_dir, tmp_path_factory):
             pytest.fail(f"Voila did not listen on port {port}:\n{log.read_text()[-3000:]}")
         yield f"http://127.0.0.1:{port}/", process
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        bench_dashboard.stop(process)
         print(f"\nVoila log (last lines):\n{log.read_text()[-1500:]}")
-
-
-def _kernel_memory_mb(process):
-    import psutil
-
-    kernels = [
-        child
-        for child in psutil.Process(process.pid).children(recursive=True)
-        if "ipykernel" in " ".join(child.cmdline())
-    ]
-    return sorted(kernel.memory_info().rss / 2**20 for kernel in kernels)
 
 
 def _shown_prediction(page):
@@ -248,7 +231,7 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
         position = int(np.flatnonzero(reference.test.spec_id.astype(str) == clicked)[0])
         _wait_plots(page, compute.analyse(reference.star(position), model, emulator, reference))
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=False)
-        memory = _kernel_memory_mb(process)
+        memory = bench_dashboard.kernel_memory_mb(process)
         figures["kernel memory, each kernel [MB]"] = memory
 
         # a second visitor, after the preheated kernel pool has refilled
@@ -271,9 +254,7 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
 
 
 def test_bench_dashboard_measures_in_chromium(chromium, quick_config, quick_survey, model_dir):
-    from stellar_nb.bench import dashboard as bench
-
-    result = bench.measure(
+    result = bench_dashboard.measure(
         quick_config, quick_survey, model_dir, loads=1, updates=2, chromium=chromium
     )
     assert len(result["load_prediction"]) == 1 and len(result["update"]) == 2

@@ -74,6 +74,12 @@ def test_evaluate_a_quick_model(quick_config, quick_survey, tmp_path, capsys):
         assert result["ridge_mae"][label] > 0
         assert 0.3 < result["calibration"]["within_1_sigma"][label] <= 1.0
     assert result["crb_mae_floor"]["teff"] < 200 and result["crb_mae_floor"]["feh"] < 0.2
+    # the floor is evaluate.mae_floor's, drawn first from the seed's generator
+    floor, n = evaluate.mae_floor(quick_survey, 60, rng=0)
+    assert n == result["crb_stars"] == 60
+    np.testing.assert_allclose(
+        floor, [result["crb_mae_floor"][label] for label in ("teff", "feh", "logg")]
+    )
     table = evaluate.summary_table(result)
     assert list(table.index) == ["T_eff (K)", "[Fe/H] (dex)", "log g (dex)"]
     assert "mae_true" in table and "sigma_z_std" in table

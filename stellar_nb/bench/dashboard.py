@@ -19,7 +19,9 @@ depend on the machine and its load; compare figures from one run.
 """
 
 import contextlib
+import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +32,16 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CHROMIUM", "configure_parser", "measure", "run", "voila_server"]
+__all__ = [
+    "CHROMIUM",
+    "configure_parser",
+    "kernel_memory_mb",
+    "measure",
+    "run",
+    "stop",
+    "voila_server",
+    "wait_for_pool",
+]
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: JavaScript: count each plot's redraws (plotly_afterplot) from now on.
@@ -83,9 +94,6 @@ def voila_server(config, survey_dir, model_dir=None, *, timeout=300):
     The kernel pool refills :data:`FILL_DELAY` seconds after each visit, so that every visit of the
     benchmark can get a preheated kernel; :func:`wait_for_pool` waits for one.
     """
-    import os
-    import signal
-
     from stellar_nb.dashboard import serve
 
     port = _free_port()
@@ -114,12 +122,17 @@ def voila_server(config, survey_dir, model_dir=None, *, timeout=300):
                 time.sleep(0.3)
             yield f"http://127.0.0.1:{port}/", process, log_path
         finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+            stop(process)
+
+
+def stop(process):
+    """Stop a server started in its own session, and its kernels: SIGTERM, then SIGKILL after 20 s."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
 
 
 def wait_for_pool(process, log_path, filled, timeout=300):
@@ -157,7 +170,8 @@ def _kernels(process):
     ]
 
 
-def _kernel_memory_mb(process):
+def kernel_memory_mb(process):
+    """Resident memory (MB) of each of the server's kernels, sorted."""
     return sorted(kernel.memory_info().rss / 2**20 for kernel in _kernels(process))
 
 
@@ -183,7 +197,12 @@ def measure(config, survey_dir, model_dir=None, *, loads=3, updates=5, chromium=
     FileNotFoundError
         If ``chromium`` is missing.
     """
-    from playwright.sync_api import sync_playwright
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as error:
+        raise ImportError(
+            "stellar-nb bench dashboard drives Chromium through Playwright: pip install playwright"
+        ) from error
 
     from stellar_nb.dashboard import compute
     from stellar_nb.inference import NumpyModel, load_pretrained
@@ -218,7 +237,7 @@ def measure(config, survey_dir, model_dir=None, *, loads=3, updates=5, chromium=
                     status = page.locator(".stellar-status").inner_text()
                     kernel_ms = re.search(r"updated in (\d+) ms", status)
                     result["update_kernel"].append(int(kernel_ms.group(1)) / 1000)
-                result["kernel_memory_mb"] = _kernel_memory_mb(process)
+                result["kernel_memory_mb"] = kernel_memory_mb(process)
             page.close()
             if visit < loads - 1:
                 filled = wait_for_pool(process, log_path, filled)
