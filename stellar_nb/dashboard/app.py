@@ -61,15 +61,8 @@ class Dashboard:
         self.analysis, self.last_update_seconds = None, float("nan")
         self.grid = getattr(getattr(model, "preprocessor", None), "grid", schema.grid_loglam())
         self._test_positions = {str(spec_id): i for i, spec_id in enumerate(reference.test.spec_id)}
-        first = self.first_star() if first is None else str(first)
-        start = time.perf_counter()
-        # The first star goes into the figures as they are built: a figure widget changed before
-        # the page displays it shows its initial (empty) traces.
-        star = reference.star(self._test_positions[first])
-        self.analysis = compute.analyse(star, model, emulator, reference, grid=self.grid)
         self._build_widgets()
-        self._show_text(self.analysis, time.perf_counter() - start)
-        self.star_id.value = first
+        self.load_test_star(self.first_star() if first is None else first)
 
     def _build_widgets(self):
         self.star_id = ipywidgets.Text(
@@ -168,14 +161,13 @@ class Dashboard:
             {"shapes": figures.residual_shapes(analysis)},
             first=1,
         )
-        self._show_text(analysis, time.perf_counter() - start)
-        return True
-
-    def _show_text(self, analysis, seconds):
         self.results.value = self._results_html(analysis)
         self.flags.value = self._flags_html(analysis)
-        self.last_update_seconds = seconds
-        self._message(f"showing {analysis.source} (updated in {1000 * seconds:.0f} ms)")
+        self.last_update_seconds = time.perf_counter() - start
+        self._message(
+            f"showing {analysis.source} (updated in {1000 * self.last_update_seconds:.0f} ms)"
+        )
+        return True
 
     def load_test_star(self, spec_id):
         """Show the test star with this ``spec_id`` (a string or an int)."""
