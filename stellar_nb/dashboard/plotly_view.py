@@ -3,13 +3,14 @@
 Why not plotly's ``FigureWidget``:
 
 - each ``FigureWidget`` carries its own copy of the full plotly.js (4.8 MB) to the browser, which
-  evaluates it once per widget (1.6-2.9 s each in headless Chromium on 2 cores).
+  evaluates it once per widget (1.6-2.3 s each in headless Chromium on 2 cores, measured by
+  ``stellar-nb bench dashboard``).
   :class:`PlotlyView` uses plotly.js's basic bundle (scatter, bar and pie traces: 1.2 MB,
-  evaluated in about 0.35 s, shipped in ``stellar_nb/resources/plotly``), sends it once per page,
+  evaluated in 0.3-0.7 s there, shipped in ``stellar_nb/resources/plotly``), sends it once per page,
   gzipped (0.4 MB), and every view on the page shares it. Figures shown in a view must therefore
   use scatter, bar or pie traces only (:data:`TRACE_TYPES`);
-- importing ``FigureWidget`` imports nbformat and jsonschema, whose rfc3987 grammar takes 2-4 s to
-  compile in the kernel;
+- importing ``FigureWidget`` imports nbformat and jsonschema, whose rfc3987 grammar takes about 2.4 s to
+  compile in the kernel (``python -X importtime``);
 - ``FigureWidget`` sends edits as a protocol of restyle/relayout messages; in Chromium an update
   made while handling an upload was sometimes dropped, leaving the previous star's traces on
   screen. Here the browser always receives the complete figure and redraws it with
