@@ -1,7 +1,10 @@
-"""Tests of stellar_nb.data.fits against the six real SDSS files and hand-made bad files."""
+"""Tests of stellar_nb.data.fits against real SDSS and LAMOST files and hand-made bad files."""
 
+import csv
+import gzip
 import io
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,6 +54,59 @@ REAL = {
         0.176513,
     ),
 }
+
+
+#: ../shared/data/lamost-dr10 beside the checkout: 1,443 real LAMOST DR10 LRS files and labels.csv.
+LAMOST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "lamost-dr10"
+needs_lamost = pytest.mark.skipif(
+    not (LAMOST_DIR / "labels.csv").is_file(),
+    reason=f"real LAMOST DR10 files not found at {LAMOST_DIR}",
+)
+# labels.csv comes from LAMOST's catalogue, whose Z and SNRG differ from the files' headers for
+# about 40% of the files; these three are ones where they agree (3908, 3909 and 3906 pixels).
+LAMOST_FILES = (
+    "spec-59522-KII011719N015028V01_sp11-104.fits.gz",
+    "spec-59523-GACII337N54M1_sp12-188.fits.gz",
+    "spec-59549-TD064253N231249K01_sp04-032.fits.gz",
+)
+
+
+def lamost_labels(name):
+    with open(LAMOST_DIR / "labels.csv", newline="") as handle:
+        return next(row for row in csv.DictReader(handle) if row["file"] == f"spectra/{name}")
+
+
+def lamost_file(n=400, **cards):
+    """Bytes of a small LAMOST-layout FITS file (uncompressed); a card given as None is left out."""
+    wavelength = 10 ** (3.5682 + 1e-4 * np.arange(n))
+    arrays = {
+        "FLUX": 100 + 10 * np.sin(np.arange(n) / 9.0),
+        "IVAR": np.full(n, 0.01),
+        "WAVELENGTH": wavelength,
+        "ANDMASK": np.zeros(n),
+        "ORMASK": np.zeros(n),
+        "NORMALIZATION": np.ones(n),
+    }
+    arrays.update({key: cards.pop(key) for key in list(cards) if key in arrays})
+    header = astropy_fits.Header()
+    defaults = {"OBSID": 123456789, "TELESCOP": "LAMOST", "LMJD": 59517, "MJD": 59516,
+                "PLANID": "TESTPLAN", "FIBERID": 200, "SPID": 8, "RA": 44.5, "DEC": 7.25,
+                "VACUUM": True, "CLASS": "STAR", "SUBCLASS": "G3", "Z": -2.9e-4, "SNRG": 13.07}  # fmt: skip
+    for key, value in {**defaults, **cards}.items():
+        if value is not None:
+            header[key] = value
+    columns = [
+        astropy_fits.Column(name=key, format=f"{n}E", array=np.asarray(array, np.float32)[None])
+        for key, array in arrays.items()
+    ]
+    buffer = io.BytesIO()
+    astropy_fits.HDUList(
+        [
+            astropy_fits.PrimaryHDU(header=header),
+            astropy_fits.BinTableHDU.from_columns(columns, name="COADD"),
+        ]
+    ).writeto(buffer)
+    return buffer.getvalue()
 
 
 def synthetic(n=500, **meta):
@@ -333,3 +389,157 @@ def test_write_read_round_trip_property(tmp_path, n, subclass, note, ra, seed):
     assert back.meta["specobj"]["NOTE"] == note.strip() and back.meta["specobj"]["COUNT"] == seed
     assert back.meta["ra"] == ra
     assert back.meta["run2d"] == ((note[:60] or "26").strip() or None)  # blank reads as absent
+
+
+@needs_lamost
+@pytest.mark.parametrize("name", LAMOST_FILES)
+def test_lamost_real_files_match_labels_and_header(name):
+    path = LAMOST_DIR / "spectra" / name
+    labels = lamost_labels(name)
+    spectrum = fits.read_spectrum(path)
+    meta = spectrum.meta
+    assert np.all(np.diff(spectrum.loglam) > 0)
+    np.testing.assert_allclose(np.diff(spectrum.loglam), 1e-4, atol=1e-6)
+    assert 3690 < spectrum.wavelength[0] < 3710 and 9090 < spectrum.wavelength[-1] < 9110
+    assert 3904 <= spectrum.flux.size <= 3909
+    assert spectrum.flux.shape == spectrum.ivar.shape == spectrum.and_mask.shape
+    assert (meta["layout"], meta["objclass"], meta["plate"]) == ("lamost", "STAR", None)
+    assert spectrum.is_star
+    assert meta["subclass"] == labels["subclass"]
+    assert meta["obsid"] == int(labels["obsid"])
+    assert meta["z"] == pytest.approx(float(labels["z"]), abs=1e-6)
+    assert meta["snr"] == pytest.approx(float(labels["snrg"]), abs=1e-3)
+    assert meta["ra"] == pytest.approx(float(labels["ra"]), abs=1e-6)
+    assert meta["dec"] == pytest.approx(float(labels["dec"]), abs=1e-6)
+    # spec-LMJD-PLANID_spSPID-FIBERID.fits.gz
+    lmjd, rest = name.removeprefix("spec-").removesuffix(".fits.gz").split("-", 1)
+    planid, sp_fiber = rest.rsplit("_sp", 1)
+    spid, fiber = sp_fiber.split("-")
+    assert (meta["lmjd"], meta["planid"], meta["spid"], meta["fiber"]) == (
+        int(lmjd),
+        planid,
+        int(spid),
+        int(fiber),
+    )
+    assert meta["mjd"] == int(lmjd) - 1  # LAMOST's local MJD (Beijing) is a day ahead
+    assert meta["specobj"]["OBSID"] == meta["obsid"] and meta["path"] == str(path)
+    assert np.all(spectrum.ivar >= 0) and np.isfinite(spectrum.flux).any()
+    assert spectrum.flux.dtype == np.float32 and spectrum.and_mask.dtype == np.int32
+    with astropy_fits.open(path) as hdul:
+        row = hdul["COADD"].data[0]
+        np.testing.assert_array_equal(spectrum.flux, row["FLUX"])
+        np.testing.assert_array_equal(spectrum.loglam, np.log10(row["WAVELENGTH"].astype(float)))
+        np.testing.assert_array_equal(spectrum.and_mask, row["ANDMASK"].astype(int))
+        kept = row["FLUX"] != 0
+        np.testing.assert_array_equal(spectrum.ivar[kept], row["IVAR"][kept])
+        assert np.all(spectrum.ivar[~kept] == 0)
+
+
+@needs_lamost
+def test_lamost_bytes_and_file_objects_read_like_the_path():
+    path = LAMOST_DIR / "spectra" / LAMOST_FILES[1]
+    reference = fits.read_spectrum(path)
+    data = path.read_bytes()
+    assert data[:2] == b"\x1f\x8b"
+    with open(path, "rb") as handle:
+        from_handle = fits.read_spectrum(handle)
+    from_bytes = fits.read_spectrum(data)
+    for other in (from_bytes, from_handle, fits.read_spectrum(io.BytesIO(data))):
+        np.testing.assert_array_equal(other.flux, reference.flux)
+        np.testing.assert_array_equal(other.loglam, reference.loglam)
+        np.testing.assert_array_equal(other.ivar, reference.ivar)
+        np.testing.assert_array_equal(other.and_mask, reference.and_mask)
+        assert other.meta["obsid"] == reference.meta["obsid"]
+    assert from_bytes.meta["path"] == "<bytes>" and from_handle.meta["path"] == str(path)
+    # uncompressed bytes too
+    uncompressed = fits.read_spectrum(gzip.decompress(data))
+    np.testing.assert_array_equal(uncompressed.flux, reference.flux)
+
+
+@needs_lamost
+def test_lamost_write_read_round_trip(tmp_path):
+    spectrum = fits.read_spectrum(LAMOST_DIR / "spectra" / LAMOST_FILES[0])
+    path = fits.write_spectrum(tmp_path / "lamost.fits", spectrum)
+    back = fits.read_spectrum(path)
+    np.testing.assert_array_equal(back.flux, spectrum.flux)
+    np.testing.assert_array_equal(back.ivar, spectrum.ivar)
+    np.testing.assert_array_equal(back.and_mask, spectrum.and_mask)
+    # write_spectrum stores loglam as float32, the SDSS data model
+    np.testing.assert_allclose(back.loglam, spectrum.loglam, rtol=0, atol=3e-7)
+    assert back.meta["layout"] == "spec" and back.meta["plate"] == 0
+    assert (back.meta["mjd"], back.meta["fiber"], back.meta["objclass"]) == (
+        spectrum.meta["mjd"],
+        spectrum.meta["fiber"],
+        "STAR",
+    )
+    assert back.meta["snr"] == pytest.approx(spectrum.meta["snr"])
+    assert back.meta["z"] == pytest.approx(spectrum.meta["z"], rel=1e-6)
+    assert back.meta["specobj"]["OBSID"] == spectrum.meta["obsid"]
+    assert back.meta["specobj"]["PLANID"] == spectrum.meta["planid"]
+
+
+def test_lamost_layout_quirks_from_a_made_file():
+    n = 400
+    flux = 100 + 10 * np.sin(np.arange(n) / 9.0)
+    flux[[50, n - 1]] = 0.0  # LAMOST dropouts keep a neighbour's IVAR
+    ivar = np.full(n, 0.01)
+    ivar[60] = 0.0
+    andmask = np.zeros(n)
+    andmask[60] = 3.0
+    data = lamost_file(n, FLUX=flux, IVAR=ivar, ANDMASK=andmask, SUBCLASS="G3 ")
+    spectrum = fits.read_spectrum(gzip.compress(data))
+    assert spectrum.meta["layout"] == "lamost" and spectrum.meta["path"] == "<bytes>"
+    assert spectrum.ivar[50] == 0 and spectrum.ivar[n - 1] == 0 and spectrum.ivar[60] == 0
+    assert np.count_nonzero(spectrum.ivar == 0) == 3
+    assert spectrum.and_mask[60] == 3 and spectrum.and_mask.sum() == 3
+    assert spectrum.meta["subclass"] == "G3" and spectrum.meta["snr"] == pytest.approx(13.07)
+    assert spectrum.meta["z"] == pytest.approx(-2.9e-4)
+    assert spectrum.loglam[0] == pytest.approx(3.5682, abs=1e-7)
+
+
+def test_lamost_missing_values_and_unknown_class():
+    spectrum = fits.read_spectrum(lamost_file(Z=-9999.0, SNRG=None, CLASS="Unknown", RA=-9999.0))
+    assert spectrum.meta["z"] is None and spectrum.meta["ra"] is None
+    assert spectrum.meta["objclass"] is None and not spectrum.is_star
+    flux = 100 + 10 * np.sin(np.arange(400) / 9.0)
+    assert spectrum.meta["snr"] == pytest.approx(np.median(flux * 0.1), rel=1e-6)
+    assert fits.read_spectrum(lamost_file(SNRG=0.0)).meta["snr"] == pytest.approx(
+        spectrum.meta["snr"]
+    )
+
+
+def test_lamost_air_wavelengths_converted_to_vacuum():
+    from stellar_nb import libraries
+
+    air = np.linspace(3700.0, 9100.0, 400)
+    air[200] = 6562.80  # H-alpha in air; 6564.61 A in vacuum
+    air = np.sort(air)
+    vacuum = fits.read_spectrum(lamost_file(WAVELENGTH=air, VACUUM=False)).wavelength
+    stored = np.asarray(air, np.float32).astype(float)  # the file holds float32
+    np.testing.assert_allclose(libraries.vacuum_to_air(vacuum), stored, rtol=0, atol=1e-8)
+    assert vacuum[np.argmin(np.abs(stored - 6562.80))] == pytest.approx(6564.61, abs=0.01)
+    unconverted = fits.read_spectrum(lamost_file(WAVELENGTH=air)).wavelength
+    np.testing.assert_allclose(unconverted, stored, rtol=1e-12)
+
+
+def test_gzip_of_text_and_truncated_gzip(tmp_path):
+    text = gzip.compress(b"<html>Service unavailable</html>\n" * 20)
+    with pytest.raises(fits.SpectrumReadError, match=r"<bytes>: not a FITS file"):
+        fits.read_spectrum(text)
+    path = tmp_path / "spec-59517-X_sp01-001.fits.gz"
+    path.write_bytes(text)
+    with pytest.raises(fits.SpectrumReadError, match=r"spec-59517-X_sp01-001.fits.gz: not a FITS"):
+        fits.read_spectrum(path)
+    truncated = gzip.compress(lamost_file())[:2000]
+    with pytest.raises(fits.SpectrumReadError, match=r"<bytes>: damaged gzip data"):
+        fits.read_spectrum(truncated)
+    path.write_bytes(truncated)
+    with pytest.raises(fits.SpectrumReadError, match=r"fits.gz: damaged gzip data"):
+        fits.read_spectrum(path)
+
+
+def test_source_of_wrong_type_and_text_mode_handle():
+    with pytest.raises(TypeError, match=r"path, bytes or a binary file object, got int"):
+        fits.read_spectrum(42)
+    with pytest.raises(TypeError, match=r"text mode"):
+        fits.read_spectrum(io.StringIO("SIMPLE  ="))

@@ -1,4 +1,4 @@
-"""Read and write SDSS per-object spectrum files, and convert to and from specutils.
+"""Read SDSS and LAMOST per-object spectrum files, write SDSS ones, convert to and from specutils.
 
 Layouts read by :func:`read_spectrum` (recognised from the file's content, never its name):
 
@@ -9,17 +9,31 @@ Layouts read by :func:`read_spectrum` (recognised from the file's content, never
 - DR7 ``spSpec-MJD-PLATE-FIBER.fit``: a 5 x N image in HDU0 (flux, continuum-subtracted flux,
   sigma, mask, sky), wavelengths from ``COEFF0 + COEFF1 * i``; the class is the integer
   ``SPEC_CLN``.
+- LAMOST low-resolution (LRS, DR10) ``spec-LMJD-PLANID_spSPID-FIBERID.fits``, also gzipped
+  (``.fits.gz``): HDU1 ``COADD`` is a *one-row* table whose cells are arrays ``FLUX``, ``IVAR``,
+  ``WAVELENGTH`` (Angstrom, not log), ``ANDMASK``, ``ORMASK``, ``NORMALIZATION``; the pipeline's
+  results (OBSID, CLASS, SUBCLASS, Z, SNRU...SNRZ) and the object's RA/DEC are HDU0 cards.
 
 SDSS quirks handled here: wavelengths are log10 of *vacuum* Angstrom; flux is in units of
 1e-17 erg/s/cm^2/A; ``ivar = 0`` marks a pixel without data; ``and_mask`` is the bitwise AND of
 the per-exposure pixel masks (a bit set in every exposure, e.g. bad column or bright sky). The
 object's coordinates are ``PLUG_RA``/``PLUG_DEC``: the header's ``RA``/``DEC`` is the plate centre.
+
+LAMOST quirks handled here: ``FLUX`` is *relative* (LAMOST is not absolutely flux-calibrated; the
+units are arbitrary, not :data:`FLUX_UNIT`); wavelengths are vacuum (``VACUUM = T``; air ones are
+converted) on a log-linear grid with a 1e-4 step in log10, about 3700-9100 A, at R ~ 1800 (SDSS
+~ 2000); ``IVAR = 0`` marks a bad pixel, and so does ``FLUX = 0`` exactly: LAMOST leaves dropouts
+(often the last pixels) at zero flux with an inverse variance copied from a neighbour. ``Z`` of a
+star is its radial velocity as a redshift, and -9999 means missing. The header's ``RA``/``DEC`` are
+the object's; there is no plate, only a plan (PLANID), a spectrograph (SPID) and a fiber.
 """
 
 import dataclasses
+import gzip
 import io
 import os
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -44,10 +58,17 @@ FLUX_UNIT = u.Unit("1e-17 erg / (s cm2 Angstrom)")
 #: DR7 ``SPEC_CLN`` codes -> DR8 ``CLASS`` names.
 _SPEC_CLN = {1: "STAR", 2: "GALAXY", 3: "QSO", 4: "QSO", 6: "STAR", 7: "GALAXY"}
 _STANDARD_SPECOBJ = ("PLATE", "MJD", "FIBERID", "CLASS", "SUBCLASS", "Z", "SN_MEDIAN_ALL")
+#: LAMOST HDU0 cards kept in ``meta["specobj"]`` (and written to SPECOBJ by write_spectrum).
+_LAMOST_SPECOBJ = ("OBSID", "DESIG", "PLANID", "LMJD", "SPID", "Z_ERR", "ZFLAG", "SNRU", "SNRG",
+                   "SNRR", "SNRI", "SNRZ", "HELIO_RV", "DATA_V", "VERSPIPE")  # fmt: skip
+_LAMOST_MISSING = -9999.0
+_GZIP_MAGIC = b"\x1f\x8b"
+#: Largest decompressed gzip input read from bytes (a spectrum is well under 10 MB).
+_MAX_GZIP_BYTES = 2**28
 
 
 class SpectrumReadError(ValueError):
-    """A file that is not a readable SDSS spectrum; the message names the file."""
+    """A file that is not a readable SDSS or LAMOST spectrum; the message names the file."""
 
 
 class SpectrumQualityWarning(UserWarning):
@@ -56,12 +77,13 @@ class SpectrumQualityWarning(UserWarning):
 
 @dataclasses.dataclass
 class Spectrum:
-    """One SDSS spectrum on its own log-wavelength sampling.
+    """One SDSS or LAMOST spectrum on its own log-wavelength sampling.
 
     Attributes
     ----------
     flux : numpy.ndarray
-        Flux density in :data:`FLUX_UNIT` (1e-17 erg/s/cm^2/A), float32.
+        Flux density in :data:`FLUX_UNIT` (1e-17 erg/s/cm^2/A), float32; for LAMOST
+        (``meta["layout"] == "lamost"``) relative flux in arbitrary units.
     loglam : numpy.ndarray
         log10 of the vacuum wavelength in Angstrom, strictly increasing, float64.
     ivar : numpy.ndarray
@@ -72,6 +94,9 @@ class Spectrum:
         At least ``plate``, ``mjd``, ``fiber``, ``objclass`` ('STAR', 'GALAXY', 'QSO' or None),
         ``subclass``, ``snr`` (median S/N over good pixels), ``ra``, ``dec`` (object, degrees),
         ``z`` and ``path``; also ``layout`` and ``specobj`` (the spAll row as a dict) when read.
+        LAMOST files give ``plate = None``, ``mjd`` (MJD), ``fiber`` (FIBERID, per
+        spectrograph), ``snr`` = SNRG (g-band S/N), ``z`` (None where LAMOST has -9999), and
+        also ``obsid``, ``lmjd``, ``planid``, ``spid``; ``specobj`` holds a few HDU0 cards.
     """
 
     flux: np.ndarray
@@ -139,15 +164,48 @@ def _median_snr(flux, ivar):
     return float(np.median(np.abs(flux[good]) * np.sqrt(ivar[good]))) if good.any() else 0.0
 
 
+def _columns(hdu):
+    return {name.lower() for name in getattr(hdu, "columns", fits.ColDefs([])).names}
+
+
 def _coadd(hdul):
     for hdu in hdul[1:]:
         if isinstance(hdu, fits.BinTableHDU) and hdu.name.upper() == "COADD":
             return hdu
     for hdu in hdul[1:]:
-        names = {name.lower() for name in getattr(hdu, "columns", fits.ColDefs([])).names}
-        if {"flux", "loglam", "ivar"} <= names:
+        names = _columns(hdu)
+        if {"flux", "ivar"} <= names and names & {"loglam", "wavelength"}:
             return hdu
     return None
+
+
+def _is_lamost(table):
+    names = _columns(table)
+    return {"flux", "ivar", "wavelength"} <= names and "loglam" not in names
+
+
+def _air_to_vacuum(wavelength):
+    """Convert air wavelengths (Angstrom) to vacuum: the inverse of the IAU standard conversion.
+
+    Inverts :func:`stellar_nb.libraries.vacuum_to_air` (Morton 2000, Ciddor 1996 refractivity)
+    by fixed-point iteration, ``vacuum <- air * n(vacuum)``; n varies so slowly with wavelength
+    that each step gains four to five digits: three steps reach float64 precision.
+    """
+    from stellar_nb import libraries  # imported here: it loads pandas and scipy
+
+    air = np.asarray(wavelength, dtype=np.float64)
+    vacuum = air.copy()
+    for _ in range(3):
+        vacuum = air * (vacuum / libraries.vacuum_to_air(vacuum))
+    return vacuum
+
+
+def _lamost_number(value):
+    """A finite header number, or None for LAMOST's -9999 (missing), blanks and strings."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        return None
+    value = float(value)
+    return value if np.isfinite(value) and value > _LAMOST_MISSING else None
 
 
 def _read_spec(hdul, name):
@@ -206,9 +264,62 @@ def _read_spspec(hdul, name):
     return image[0], loglam, ivar, image[3].astype(np.int64), meta
 
 
+def _read_lamost(hdul, name):
+    """LAMOST LRS: arrays from the one-row COADD table, identifiers and results from HDU0.
+
+    ``loglam`` is log10 of ``WAVELENGTH`` (converted from air to vacuum first if the header says
+    ``VACUUM = F``); pixels with ``FLUX == 0`` exactly get ``ivar = 0`` (LAMOST's dropouts keep a
+    neighbour's IVAR); ``snr`` is SNRG when positive, otherwise left for :func:`_validate` to
+    compute.
+    """
+    table = _coadd(hdul)
+    rows = 0 if table.data is None else len(table.data)
+    if rows != 1:
+        raise SpectrumReadError(f"{name}: LAMOST COADD table has {rows} rows; expected 1")
+    flux, ivar, wavelength = (
+        np.asarray(_column(table, key)[0], dtype=np.float64)
+        for key in ("flux", "ivar", "wavelength")
+    )
+    header = hdul[0].header
+    if header.get("VACUUM", True) is False:
+        wavelength = _air_to_vacuum(wavelength)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loglam = np.log10(wavelength)  # non-positive values become NaN/-inf, rejected later
+    ivar = np.where(flux == 0, 0.0, ivar)
+    and_mask = _column(table, "andmask")
+    if and_mask is None:
+        and_mask = np.zeros(flux.shape, dtype=np.int64)
+    else:
+        and_mask = np.asarray(and_mask[0], dtype=np.float64)  # LAMOST stores the bits as floats
+        and_mask = np.where(np.isfinite(and_mask), and_mask, 0).astype(np.int64)
+    objclass = str(header.get("CLASS", "")).strip().upper()
+    snr = _lamost_number(header.get("SNRG"))
+    meta = {
+        "layout": "lamost",
+        "plate": None,
+        "mjd": _integer(header.get("MJD")),
+        "fiber": _integer(header.get("FIBERID")),
+        "objclass": objclass if objclass in ("STAR", "GALAXY", "QSO") else None,
+        "subclass": str(header.get("SUBCLASS", "")).strip(),
+        "snr": snr if snr is not None and snr > 0 else None,
+        "ra": _lamost_number(header.get("RA")),
+        "dec": _lamost_number(header.get("DEC")),
+        "z": _lamost_number(header.get("Z")),
+        "specobjid": None,
+        "run2d": None,
+        "obsid": _integer(header.get("OBSID")),
+        "lmjd": _integer(header.get("LMJD")),
+        "planid": _first(str(header.get("PLANID", "")).strip()),
+        "spid": _integer(header.get("SPID")),
+        "specobj": {key: _scalar(header[key]) for key in _LAMOST_SPECOBJ if key in header},
+    }
+    return flux, loglam, ivar, and_mask, meta
+
+
 def _layout(hdul, name):
-    if _coadd(hdul) is not None:
-        return _read_spec
+    table = _coadd(hdul)
+    if table is not None:
+        return _read_lamost if _is_lamost(table) else _read_spec
     header = hdul[0].header
     if header.get("NAXIS") == 2 and header.get("NAXIS2") == 5 and "COEFF0" in header:
         if "SPEC_CLN" in header or "FIBERID" in header:
@@ -216,42 +327,84 @@ def _layout(hdul, name):
     extensions = [hdu.name or type(hdu).__name__ for hdu in hdul]
     raise SpectrumReadError(
         f"{name}: unsupported layout: no COADD table (HDUs: {extensions}); expected an SDSS "
-        "per-object spectrum (DR8+ spec-*.fits with a COADD table, or DR7 spSpec-*.fit)"
+        "per-object spectrum (DR8+ spec-*.fits with a COADD table, or DR7 spSpec-*.fit) or a "
+        "LAMOST LRS spec-*.fits"
     )
 
 
+def _gunzip(data, name):
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            data = stream.read(_MAX_GZIP_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as error:
+        raise SpectrumReadError(f"{name}: damaged gzip data ({error})") from None
+    if len(data) > _MAX_GZIP_BYTES:
+        raise SpectrumReadError(
+            f"{name}: gzip data decompresses to over {_MAX_GZIP_BYTES // 2**20} MB; not a spectrum"
+        )
+    return data
+
+
 def _open(source, name):
+    # Gzip is undone here for paths as for bytes: astropy cannot open gzip bytes in memory, and
+    # from a truncated .fits.gz path it silently drops the HDUs cut off.
+    if isinstance(source, (str, os.PathLike)):
+        try:
+            with open(source, "rb") as handle:
+                if handle.read(2) == _GZIP_MAGIC:
+                    source = _GZIP_MAGIC + handle.read()
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            raise SpectrumReadError(f"{name}: cannot be read ({error})") from None
+    elif not isinstance(source, (bytes, bytearray, memoryview)):
+        if not hasattr(source, "read"):
+            raise TypeError(
+                f"source must be a path, bytes or a binary file object, got {type(source).__name__}"
+            )
+        source = source.read()
+        if isinstance(source, str):
+            raise TypeError(f"{name}: file object is open in text mode; open it with mode 'rb'")
     if isinstance(source, (bytes, bytearray, memoryview)):
-        source = io.BytesIO(bytes(source))
+        data = bytes(source)
+        if data[:2] == _GZIP_MAGIC:
+            data = _gunzip(data, name)
+        source = io.BytesIO(data)
     try:
         return fits.open(source, memmap=False, lazy_load_hdus=False)
     except FileNotFoundError:
         raise
-    except (OSError, ValueError, TypeError, IndexError) as error:
+    except (OSError, EOFError, zlib.error, ValueError, TypeError, IndexError) as error:
         raise SpectrumReadError(f"{name}: not a FITS file or a damaged one ({error})") from None
 
 
 def read_spectrum(source):
-    """Read one SDSS per-object spectrum.
+    """Read one SDSS or LAMOST per-object spectrum.
 
     Parameters
     ----------
-    source : str, pathlib.Path, file object or bytes
-        A ``spec-*.fits`` file (DR8+ lite or full, BOSS, SDSS-V) or a DR7 ``spSpec-*.fit``.
+    source : str, pathlib.Path, binary file object or bytes
+        An SDSS ``spec-*.fits`` file (DR8+ lite or full, BOSS, SDSS-V), a DR7 ``spSpec-*.fit``,
+        or a LAMOST LRS ``spec-*.fits``; any of them may be gzip-compressed (``.fits.gz``),
+        recognised by its magic bytes ``1f 8b``. The layout is recognised from the content.
 
     Returns
     -------
     Spectrum
         Non-finite flux or ivar values become ``ivar = 0`` pixels (flux set to 0); negative
-        ivar becomes 0.
+        ivar becomes 0. ``meta["layout"]`` is ``"spec"``, ``"spec-sdssv"``, ``"spSpec"`` or
+        ``"lamost"``; LAMOST flux is relative, not in :data:`FLUX_UNIT`.
 
     Raises
     ------
     SpectrumReadError
-        If the file is not FITS, is truncated, has no COADD table (or DR7 image), or its
-        wavelengths are not strictly increasing log10 Angstrom. The message names the file.
+        If the file is not FITS (or gzipped FITS), is truncated, has no COADD table (or DR7
+        image), or its wavelengths are not strictly increasing log10 Angstrom. The message names
+        the file (``<bytes>`` for bytes).
     FileNotFoundError
         If a path does not exist.
+    TypeError
+        If ``source`` is neither a path, bytes nor a binary file object.
 
     Warns
     -----
@@ -268,7 +421,7 @@ def read_spectrum(source):
         except (KeyError, IndexError, TypeError, ValueError) as error:
             if isinstance(error, SpectrumReadError):
                 raise
-            raise SpectrumReadError(f"{name}: damaged SDSS spectrum ({error!r})") from None
+            raise SpectrumReadError(f"{name}: damaged spectrum file ({error!r})") from None
         finally:
             hdul.close()
     for warning in caught:
