@@ -5,7 +5,9 @@ Inputs are per-object SDSS spectra (``spec-*.fits``, DR7 ``spSpec-*.fit``) or sp
 frame with the pipeline redshift ``Z`` of its spAll row (``rv_adop`` for a split), converted to a
 radial velocity with the relativistic Doppler formula (SDSS's ``Z`` for a star is ``1 + z =
 sqrt((1 + beta) / (1 - beta))``). Objects the pipeline did not classify as ``STAR`` are predicted
-but flagged: the model has only seen stars. A file that cannot be read is reported and skipped;
+but flagged: the model has only seen stars; the other trust flags of :mod:`stellar_nb.trust` (white
+dwarfs and other foreign subclasses, misfit against the emulated spectrum, short coverage, ...) are
+columns of the table too. A file that cannot be read is reported and skipped;
 the others go on. Inference is the numpy forward pass (:class:`stellar_nb.inference.NumpyModel`):
 no TensorFlow.
 """
@@ -37,6 +39,7 @@ def _fits_rows(path):
         "source": str(path),
         "spec_id": Path(path).name,
         "objclass": meta.get("objclass"),
+        "subclass": meta.get("subclass") or "",
         "snr": meta.get("snr"),
         "rv_kms": float(redshift_to_velocity(meta.get("z") or 0.0)),
         "loglam": spectrum.loglam,
@@ -63,6 +66,7 @@ def _parquet_rows(path):
                 "source": str(path),
                 "spec_id": record.get("spec_id"),
                 "objclass": "STAR",
+                "subclass": "",
                 "snr": record.get("snr"),
                 "rv_kms": float(record.get("rv_adop", 0.0)),
                 "loglam": record["loglam"],
@@ -95,7 +99,7 @@ def predict_files(model, paths, *, uncertainty=False, n_draws=16, seed=0):
     ----------
     model : stellar_nb.inference.NumpyModel
     paths : sequence of str or pathlib.Path
-        FITS spectra and/or Parquet split tables.
+        FITS spectra (SDSS, LAMOST) and/or Parquet split tables.
     uncertainty : bool
         Add ``sigma_<label>`` columns (:meth:`~stellar_nb.inference.NumpyModel.predict_with_uncertainty`).
     n_draws : int
@@ -106,30 +110,32 @@ def predict_files(model, paths, *, uncertainty=False, n_draws=16, seed=0):
     Returns
     -------
     table : pandas.DataFrame
-        One row per spectrum: ``source``, ``spec_id``, ``objclass``, ``snr``, ``rv_kms``, the
-        labels, their sigmas if asked, ``flag`` ("" when fine; "not a star" and/or
-        "unusable: REASONS", the latter with NaN labels), and any label columns of a split.
+        One row per spectrum: ``source``, ``spec_id``, ``objclass``, ``subclass``, ``snr``,
+        ``rv_kms``, the labels, their sigmas if asked, the trust flags of
+        :func:`stellar_nb.trust.table` (``flag_*`` columns and the ``misfit`` statistic),
+        ``flag`` (the raised flags' names, "; "-separated, and "unusable: REASONS" with NaN
+        labels; empty when the prediction can be trusted), and any label columns of a split.
     failures : list of (str, str)
         ``(path, reason)`` for each file that could not be read or preprocessed.
     """
+    from stellar_nb import emulator as emulator_module
     from stellar_nb.data import fits
+    from stellar_nb.simulate import residuals
 
+    checks = {"emulator": emulator_module.load_emulator(), "bank": residuals.load_residual_bank()}
     tables, failures = [], []
     for path in paths:
         try:
-            tables.append(_predict_rows(model, _read(path), uncertainty, n_draws, seed))
+            tables.append(_predict_rows(model, _read(path), uncertainty, n_draws, seed, checks))
         except (fits.SpectrumReadError, ValueError, OSError, KeyError) as error:
             failures.append((str(path), str(error)))
     if not tables:
         return pd.DataFrame(columns=["source", "spec_id", *model.labels, "flag"]), failures
-    table = pd.concat(tables, ignore_index=True)
-    not_star = table["objclass"].fillna("") != "STAR"
-    table.loc[not_star, "flag"] = ("not a star; " + table.loc[not_star, "flag"]).str.rstrip("; ")
-    return table, failures
+    return pd.concat(tables, ignore_index=True), failures
 
 
-def _predict_rows(model, rows, uncertainty, n_draws, seed):
-    from stellar_nb import preprocess
+def _predict_rows(model, rows, uncertainty, n_draws, seed, checks):
+    from stellar_nb import preprocess, trust
 
     arrays = [[row.pop(key) for row in rows] for key in ("loglam", "flux", "ivar", "mask")]
     velocity = np.array([row["rv_kms"] for row in rows])
@@ -140,15 +146,33 @@ def _predict_rows(model, rows, uncertainty, n_draws, seed):
         )
     else:
         prediction, sigma = model.predict(spectra), None
+    prediction = np.where(flags[:, None] == 0, prediction, np.nan)
+    labels = _in_schema_order(model, prediction)
+    observed = [
+        {**row, "loglam": loglam, "flux": flux, "ivar": ivar, "mask": mask}
+        for row, loglam, flux, ivar, mask in zip(rows, *arrays, strict=True)
+    ]
+    trusted = trust.table(labels, observed, velocity, **checks)
     table = pd.DataFrame(rows)
     for k, label in enumerate(model.labels):
-        table[label] = np.where(flags == 0, prediction[:, k], np.nan)
+        table[label] = prediction[:, k]
         if sigma is not None:
             table[f"sigma_{label}"] = sigma[:, k]
+    table = pd.concat([table, trusted.drop(columns=["flags", "flagged"])], axis=1)
     table["flag"] = [
-        "unusable: " + ", ".join(preprocess.describe_flags(flag)) if flag else "" for flag in flags
+        "; ".join(
+            [*(["unusable: " + ", ".join(preprocess.describe_flags(flag))] if flag else []), names]
+        ).strip("; ")
+        for flag, names in zip(flags, trusted["flags"], strict=True)
     ]
     return table
+
+
+def _in_schema_order(model, values):
+    """(n, 3) labels in :data:`stellar_nb.schema.LABELS` order from the model's output order."""
+    values = np.asarray(values, dtype=float)
+    columns = [list(model.labels).index(label) for label in schema.LABELS]
+    return values[:, columns]
 
 
 def configure_parser(parser):
@@ -184,7 +208,10 @@ def run(args):
     flags = table.get("flag", pd.Series(dtype=str)).fillna("")
     stars = int((~flags.str.contains("not a star")).sum())
     unusable = int(flags.str.contains("unusable").sum())
-    print(f"{len(table)} spectra ({stars} stars, {unusable} unusable) -> {out}")
+    flagged = int((flags != "").sum())
+    print(
+        f"{len(table)} spectra ({stars} stars, {unusable} unusable, {flagged} with a trust flag) -> {out}"
+    )
     for path, reason in failures:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if failures:

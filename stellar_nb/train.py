@@ -43,7 +43,7 @@ __all__ = [
 CHECKPOINT = "checkpoint"
 
 
-def prepare_data(data_dir, *, seed=0, copies=2, label_source="catalog"):
+def prepare_data(data_dir, *, seed=0, copies=2, label_source="catalog", input_variant="paper"):
     """Preprocessed, scaled training (augmented) and validation arrays of a survey folder.
 
     Parameters
@@ -56,6 +56,8 @@ def prepare_data(data_dir, *, seed=0, copies=2, label_source="catalog"):
         Noisy copies added per training spectrum (the paper: 2).
     label_source : {"catalog", "true"}
         Train on catalogue labels (as the paper does) or, for the simulated survey, true labels.
+    input_variant : {"paper", "continuum"}
+        The network's input: :data:`stellar_nb.preprocess.INPUT_VARIANTS`.
 
     Returns
     -------
@@ -66,7 +68,9 @@ def prepare_data(data_dir, *, seed=0, copies=2, label_source="catalog"):
     """
     from stellar_nb import preprocess
 
-    processor = preprocess.Preprocessor(label_source=label_source)
+    processor = preprocess.Preprocessor(
+        label_source=label_source, continuum_degree=preprocess.input_variant(input_variant)
+    )
     train_spectra, train_labels, _ = processor.transform_split(data_dir, "train")
     processor.fit(train_labels)
     validation_spectra, validation_labels, _ = processor.transform_split(data_dir, "validation")
@@ -176,6 +180,7 @@ def train(
     progress=True,
     label_source="catalog",
     calibration_stars=1000,
+    input_variant="paper",
 ):
     """Train a model and write its model directory.
 
@@ -199,6 +204,8 @@ def train(
         Labels to train on.
     calibration_stars : int
         Validation stars used to fit the uncertainty calibration.
+    input_variant : {"paper", "continuum"}
+        The network's input (:data:`stellar_nb.preprocess.INPUT_VARIANTS`).
 
     Returns
     -------
@@ -224,7 +231,9 @@ def train(
             f"unknown training setting(s) {sorted(unknown)}; allowed: {sorted(model_module.PAPER_TRAINING)}"
         )
 
-    data = prepare_data(data_dir, seed=config.seed, label_source=label_source)
+    data = prepare_data(
+        data_dir, seed=config.seed, label_source=label_source, input_variant=input_variant
+    )
     spectra, labels = data["train_spectra"], data["train_labels"]
     weights = model_module.loss_weights(labels)
     names = spec["labels"]
@@ -234,6 +243,7 @@ def train(
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     fingerprint = _fingerprint(data_dir, spec, settings, config, len(spectra))
+    fingerprint["input_variant"] = input_variant
 
     loaded = _load_checkpoint(folder, fingerprint)
     if loaded is None:
@@ -416,6 +426,12 @@ def configure_parser(parser):
     parser.add_argument(
         "--restart", action="store_true", help="discard an interrupted run's checkpoint"
     )
+    parser.add_argument(
+        "--input",
+        default="paper",
+        choices=("paper", "continuum"),
+        help="network input: the paper's standardised spectrum, or continuum-normalised first",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common_arguments(parser)
 
@@ -434,6 +450,7 @@ def run(args):
         restart=args.restart,
         progress=not args.no_progress,
         label_source=args.labels,
+        input_variant=args.input,
     )
     metrics = inference.read_json(out / "metrics.json")
     mae = ", ".join(f"{label} {value:.4g}" for label, value in metrics["validation_mae"].items())

@@ -3,6 +3,8 @@
 - ``--run-network`` runs tests marked ``network`` (they need the internet); off by default.
 - ``sdss_fixtures`` is ../shared/fixtures/sdss (six real SDSS files) beside the checkout; tests
   that use it skip, saying why, where the folder is absent.
+- ``lamost_dir`` is ../shared/data/lamost-dr10 (real LAMOST spectra with LASP labels); tests that
+  use it skip, saying why, where it is absent.
 - ``quick_survey`` is a small simulated survey, generated once per test session.
 """
 
@@ -13,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_FIXTURES = ROOT.parent / "shared" / "fixtures" / "sdss"
+SHARED_LAMOST = ROOT.parent / "shared" / "data" / "lamost-dr10"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -35,6 +38,14 @@ def sdss_fixtures():
     if not SHARED_FIXTURES.is_dir():
         pytest.skip(f"real SDSS fixtures not found at {SHARED_FIXTURES}")
     return SHARED_FIXTURES
+
+
+@pytest.fixture(scope="session")
+def lamost_dir():
+    """Folder of the real LAMOST DR10 spectra and labels.csv (skips when absent)."""
+    if not (SHARED_LAMOST / "labels.csv").is_file():
+        pytest.skip(f"real LAMOST DR10 spectra not found at {SHARED_LAMOST}")
+    return SHARED_LAMOST
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from stellar_nb import cli, inference, schema
+from stellar_nb import cli, inference, schema, trust
 from stellar_nb.dashboard import app as app_module
 from stellar_nb.dashboard import compute, plotly_view, serve
 from stellar_nb.data import fits, loopback, tables
@@ -117,13 +117,7 @@ def test_analyse_a_test_star(reference, model, emulator, test_rows):
     residual = analysis.flux_residual[good]
     assert np.std(residual) < 0.5 * np.std(analysis.spectrum.flux[good])
     assert np.all(analysis.planck > 0)
-    assert [flag["name"] for flag in analysis.flags] == [
-        "low S/N",
-        "masked pixels",
-        "labels outside training range",
-        "far from the training set",
-        "not a star",
-    ]
+    assert [flag["name"] for flag in analysis.flags] == list(trust.FLAG_NAMES)
 
 
 def test_batched_uncertainty_matches_the_inference_module(model, test_rows):
@@ -153,9 +147,10 @@ def test_trust_flags(reference, model, emulator, test_rows):
     assert (
         not plain["not a star"]
         and not plain["masked pixels"]
-        and not plain["labels outside training range"]
+        and not plain["labels at the training edge"]
+        and not plain["misfit"]
     )
-    assert plain["low S/N"] == (row.snr < compute.LOW_SNR)
+    assert plain["low S/N"] == (row.snr < trust.LOW_SNR)
     noisy = dataclasses.replace(spectrum, meta={**spectrum.meta, "snr": 4.0, "objclass": "GALAXY"})
     raised = flags(noisy)
     assert raised["low S/N"] and raised["not a star"]
@@ -167,7 +162,7 @@ def test_trust_flags(reference, model, emulator, test_rows):
     narrow = dataclasses.replace(
         reference, label_ranges={label: (0.0, 0.0) for label in schema.LABELS}
     )
-    assert flags(spectrum, narrow)["labels outside training range"]
+    assert flags(spectrum, narrow)["labels at the training edge"]
     rng = np.random.default_rng(0)
     flat = dataclasses.replace(
         spectrum, flux=(50 + rng.normal(0, 20, spectrum.flux.size)).astype(np.float32)

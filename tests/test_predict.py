@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from test_train import quick_model
 
-from stellar_nb import cli, inference, predict, schema
+from stellar_nb import cli, inference, predict, schema, trust
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,13 @@ def test_predict_a_split_table(model_dir, quick_survey, tmp_path, capsys):
     assert status == 0
     table = pd.read_csv(out)
     assert len(table) == 300 and list(table.columns[:2]) == ["source", "spec_id"]
-    assert table["flag"].isna().all()  # empty: no star flagged
+    flag_columns = [trust.column_name(name) for name in trust.FLAG_NAMES[:-1]]
+    assert set(flag_columns) <= set(table.columns)
+    # "flag" names exactly the raised flag columns; simulated stars are nearly all trusted
+    raised = table[flag_columns].any(axis=1)
+    assert (table["flag"].notna() == raised).all()
+    assert raised.mean() < 0.15
+    assert not table["flag_not_a_star"].any() and not table["flag_non_fgk_subclass"].any()
     # the same numbers as preprocessing and predicting directly
     numpy_model = inference.NumpyModel.load(model_dir)
     direct, _ = predict.predict_files(numpy_model, [quick_survey / "validation.parquet"])
@@ -39,7 +45,11 @@ def test_predict_a_split_table(model_dir, quick_survey, tmp_path, capsys):
     )
     errors = np.abs(table["teff"] - table["true_teff"])
     assert errors.median() < 1000  # a quick model, but a trained one
-    assert "300 spectra (300 stars, 0 unusable)" in capsys.readouterr().out
+    flagged = int(raised.sum())
+    assert (
+        f"300 spectra (300 stars, 0 unusable, {flagged} with a trust flag)"
+        in capsys.readouterr().out
+    )
 
 
 def test_predict_fits_files_flags_non_stars_and_skips_bad_files(
@@ -72,7 +82,10 @@ def test_predict_fits_files_flags_non_stars_and_skips_bad_files(
     # galaxies and quasars: their redshift is no stellar radial velocity, so nothing is predicted
     assert table.loc[~stars, "teff"].isna().all()
     assert np.isfinite(table.loc[stars, ["teff", "feh", "logg"]].to_numpy()).all()
-    assert table.loc[stars, "flag"].isna().all()
+    # the hot white dwarf (SUBCLASS WDhotter) is a star the model was never shown: flagged
+    dwarf = table["spec_id"] == "spec-0266-51602-0031.fits"
+    assert table.loc[dwarf, "flag_non_fgk_subclass"].all()
+    assert table.loc[dwarf, "flag"].str.contains("non-FGK subclass").all()
     assert (table.loc[stars, ["sigma_teff", "sigma_feh", "sigma_logg"]] > 0).all().all()
     err = capsys.readouterr().err
     assert f"skipped {bad}" in err and "absent.fits: no such file" in err and "2 of" in err

@@ -15,6 +15,7 @@ bytes are parsed by :func:`stellar_nb.data.fits.read_spectrum` and nothing else.
 """
 
 import dataclasses
+import functools
 import hashlib
 import os
 import uuid
@@ -26,8 +27,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from stellar_nb import emulator as emulator_module
-from stellar_nb import preprocess, schema
+from stellar_nb import preprocess, schema, trust
 from stellar_nb.data import fits, tables
+from stellar_nb.simulate import residuals
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
@@ -64,10 +66,6 @@ N_COMPONENTS = 20
 N_TRAIN_ROWS = 2000
 #: Noise draws per spectrum for the per-star uncertainty (see stellar_nb.inference).
 N_DRAWS = 16
-#: S/N below which a spectrum is flagged: the paper's sample starts at 10.
-LOW_SNR = 10.0
-#: Fraction of masked pixels (ivar = 0 or a fatal and_mask bit) above which a spectrum is flagged.
-MAX_MASKED_FRACTION = 0.2
 #: Quantile of the test split's distance to the training set above which a spectrum is flagged.
 DISTANCE_QUANTILE = 0.99
 
@@ -329,7 +327,7 @@ def spectrum_from_row(row):
 
 
 def read_upload(content, name="upload"):
-    """Parse uploaded bytes as an SDSS spectrum, turning every failure into a readable message.
+    """Parse uploaded bytes as an SDSS or LAMOST spectrum (FITS, or gzipped FITS), turning every failure into a readable message.
 
     Raises
     ------
@@ -341,9 +339,10 @@ def read_upload(content, name="upload"):
         raise DashboardInputError(
             f"{name}: {len(content) / 2**20:.1f} MB is over the {MAX_UPLOAD_BYTES // 2**20} MB upload limit"
         )
-    if not content.startswith(b"SIMPLE  ="):
+    if not content.startswith((b"SIMPLE  =", b"\x1f\x8b")):
         raise DashboardInputError(
-            f"{name}: not a FITS file (an SDSS spec-PLATE-MJD-FIBER.fits is expected)"
+            f"{name}: not a FITS file (an SDSS spec-PLATE-MJD-FIBER.fits or a LAMOST "
+            "spec-*.fits[.gz] is expected)"
         )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -411,40 +410,28 @@ def _stages(spectrum, rv_kms, grid):
     }
 
 
-def _flags(spectrum, analysis_values, reference, bad_pixels):
-    prediction, distance = analysis_values
-    flags = []
-    snr = float(spectrum.meta.get("snr") or 0.0)
-    flags.append(
-        ("low S/N", snr < LOW_SNR, f"S/N {snr:.1f} (the training sample starts at {LOW_SNR:g})")
+def _flags(spectrum, prediction, distance, reference, bad_pixels, rv_kms, emulator):
+    return trust.check(
+        prediction,
+        loglam=spectrum.loglam,
+        flux=spectrum.flux,
+        ivar=spectrum.ivar,
+        bad_pixels=bad_pixels,
+        rv_kms=rv_kms,
+        snr=spectrum.meta.get("snr"),
+        objclass=spectrum.meta.get("objclass"),
+        subclass=spectrum.meta.get("subclass"),
+        emulator=emulator,
+        bank=_residual_bank(),
+        label_ranges=reference.label_ranges,
+        distance=distance,
+        distance_threshold=reference.distance_threshold,
     )
-    fraction = float(np.mean(bad_pixels))
-    flags.append(
-        (
-            "masked pixels",
-            fraction > MAX_MASKED_FRACTION,
-            f"{100 * fraction:.1f}% masked (limit {100 * MAX_MASKED_FRACTION:g}%)",
-        )
-    )
-    outside = [
-        schema.LABEL_UNITS[label][0]
-        for label, value in zip(schema.LABELS, prediction, strict=True)
-        if not reference.label_ranges[label][0] <= value <= reference.label_ranges[label][1]
-    ]
-    flags.append(
-        ("labels outside training range", bool(outside), ", ".join(outside) or "all inside")
-    )
-    flags.append((
-        "far from the training set", distance > reference.distance_threshold,
-        f"distance {distance:.2f} (99% of test stars: below {reference.distance_threshold:.2f})",
-    ))  # fmt: skip
-    objclass = spectrum.meta.get("objclass")
-    flags.append(
-        ("not a star", objclass not in (None, "STAR"), f"SDSS CLASS {objclass or 'unknown'}")
-    )
-    return [
-        {"name": name, "raised": bool(raised), "detail": detail} for name, raised, detail in flags
-    ]
+
+
+@functools.cache
+def _residual_bank():
+    return residuals.load_residual_bank()
 
 
 def analyse(spectrum, model, emulator, reference, *, grid=None, seed=0):
@@ -505,7 +492,7 @@ def analyse(spectrum, model, emulator, reference, *, grid=None, seed=0):
     analysis = Analysis(
         spectrum=spectrum, source=str(meta.get("path", "spectrum")), rv_kms=rv_kms, bad_pixels=bad_pixels,
         grid=grid, stages=stages, prediction=prediction, sigma=sigma, model_flux=emulated,
-        planck=scale * planck, flags=_flags(spectrum, (prediction, distance), reference, bad_pixels),
+        planck=scale * planck, flags=_flags(spectrum, prediction, distance, reference, bad_pixels, rv_kms, emulator),
         distance=distance,
     )  # fmt: skip
     if position is not None:

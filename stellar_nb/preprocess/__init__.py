@@ -18,7 +18,13 @@
 from stellar_nb.preprocess.augment import augment, planck_continuum
 from stellar_nb.preprocess.command import configure_parser, run
 from stellar_nb.preprocess.labels import LabelScaler
-from stellar_nb.preprocess.pipeline import Preprocessor, label_columns, prepare_split
+from stellar_nb.preprocess.pipeline import (
+    INPUT_VARIANTS,
+    Preprocessor,
+    input_variant,
+    label_columns,
+    prepare_split,
+)
 from stellar_nb.preprocess.spectra import (
     FATAL_AND_MASK,
     FLAGS,
@@ -37,6 +43,7 @@ from stellar_nb.preprocess.spline import doppler_loglam_shift
 __all__ = [
     "FATAL_AND_MASK",
     "FLAGS",
+    "INPUT_VARIANTS",
     "MAX_ABS_RV_KMS",
     "LabelScaler",
     "Preprocessor",
@@ -47,6 +54,7 @@ __all__ = [
     "configure_parser",
     "describe_flags",
     "doppler_loglam_shift",
+    "input_variant",
     "label_columns",
     "planck_continuum",
     "prepare_split",

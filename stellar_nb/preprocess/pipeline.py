@@ -17,7 +17,26 @@ from stellar_nb import schema
 from stellar_nb.preprocess import spectra
 from stellar_nb.preprocess.labels import LabelScaler
 
-__all__ = ["DEFAULT_SCALARS", "Preprocessor", "label_columns", "prepare_split"]
+__all__ = [
+    "DEFAULT_SCALARS",
+    "INPUT_VARIANTS",
+    "Preprocessor",
+    "input_variant",
+    "label_columns",
+    "prepare_split",
+]
+
+#: Named network inputs -> continuum degree: "paper" (standardised rest-frame flux, the paper's)
+#: and "continuum" (divided by a degree-6 Legendre continuum first; beyond the paper).
+INPUT_VARIANTS = {"paper": 0, "continuum": 6}
+
+
+def input_variant(name):
+    """The continuum degree of a named input variant (:data:`INPUT_VARIANTS`)."""
+    if name not in INPUT_VARIANTS:
+        raise ValueError(f"input variant must be one of {sorted(INPUT_VARIANTS)}, got {name!r}")
+    return INPUT_VARIANTS[name]
+
 
 #: Scalar columns returned by :func:`prepare_split` by default (those present in the table).
 DEFAULT_SCALARS = ("spec_id", "snr", "rv_adop", *schema.UNCERTAINTY_COLUMNS, *schema.TRUE_COLUMNS)
@@ -54,6 +73,7 @@ def prepare_split(
     drop_flagged=True,
     out=None,
     threads=1,
+    continuum_degree=0,
 ):
     """Preprocess a survey split in chunks: bounded memory for any number of spectra.
 
@@ -77,6 +97,9 @@ def prepare_split(
         not fit in memory either.
     threads : int
         Worker threads per batch (see :func:`~stellar_nb.preprocess.spectra.preprocess_spectra`).
+    continuum_degree : int
+        0 for the paper's input; otherwise the "continuum" variant
+        (:func:`~stellar_nb.preprocess.spectra.continuum_normalise`).
 
     Returns
     -------
@@ -121,6 +144,7 @@ def prepare_split(
                     grid=grid,
                     fatal_bits=fatal_bits,
                     threads=threads,
+                    continuum_degree=continuum_degree,
                 )
                 rows = flags == 0 if drop_flagged else np.ones(flags.size, bool)
                 chosen = block[rows]
@@ -184,6 +208,11 @@ class Preprocessor:
         SDSS ``and_mask`` bits that make a pixel bad.
     label_source : {"catalog", "true"}
         Labels used for training (the paper: the SSPP catalogue).
+    continuum_degree : int
+        0 (the paper): standardise the rest-frame spectrum as it is. Otherwise the named
+        "continuum" variant: divide by a fitted Legendre continuum of this degree first, which
+        removes flux-calibration errors and reddening
+        (:func:`~stellar_nb.preprocess.spectra.continuum_normalise`).
 
     Attributes
     ----------
@@ -207,6 +236,7 @@ class Preprocessor:
         grid_stop=schema.GRID_LOGLAM_MAX,
         fatal_bits=spectra.FATAL_AND_MASK,
         label_source="catalog",
+        continuum_degree=0,
     ):
         if method not in ("paper", "single"):
             raise ValueError(f"method must be 'paper' or 'single', got {method!r}")
@@ -215,6 +245,9 @@ class Preprocessor:
         if not grid_start < grid_stop:
             raise ValueError(f"grid_start ({grid_start}) must be below grid_stop ({grid_stop})")
         label_columns(label_source)
+        if int(continuum_degree) < 0:
+            raise ValueError(f"continuum_degree must be 0 or positive, got {continuum_degree}")
+        self.continuum_degree = int(continuum_degree)
         self.method = method
         self.grid_size = int(grid_size)
         self.grid_start = float(grid_start)
@@ -268,6 +301,7 @@ class Preprocessor:
             grid=self.grid,
             fatal_bits=self.fatal_bits,
             on_bad=on_bad,
+            continuum_degree=self.continuum_degree,
         )
 
     def transform_frame(self, frame, *, on_bad="flag"):
@@ -295,6 +329,7 @@ class Preprocessor:
             grid=self.grid,
             fatal_bits=self.fatal_bits,
             label_source=self.label_source,
+            continuum_degree=self.continuum_degree,
             **options,
         )
 
@@ -308,6 +343,8 @@ class Preprocessor:
             "fatal_bits": self.fatal_bits,
             "label_source": self.label_source,
         }
+        if self.continuum_degree:
+            state["continuum_degree"] = self.continuum_degree
         if hasattr(self, "label_scaler_"):
             state["label_scaler"] = self.label_scaler_.to_dict()
         return state

@@ -88,6 +88,11 @@ def configure_parser(parser):
         "--no-report", action="store_true", help="skip the Cramer-Rao report per S/N bin"
     )
     parser.add_argument(
+        "--no-residuals",
+        action="store_true",
+        help="leave out the held-out library residuals (emulator mean spectra only)",
+    )
+    parser.add_argument(
         "--refit-emulator",
         action="store_true",
         help="refit the emulator on MILES + STELIB and save it",
@@ -140,6 +145,7 @@ def run(args):
         sizes=sizes,
         emulator=emulator,
         label_ranges=label_ranges or None,
+        residual_bank=None if args.no_residuals else "shipped",
     )
     elapsed = time.perf_counter() - started
     size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())

@@ -29,8 +29,10 @@ __all__ = [
     "MAX_RV",
     "NEARBADPIXEL",
     "SKY_LINES",
+    "broaden",
     "draw_observations",
     "observe_spectra",
+    "reddening_curve",
     "write_fits",
 ]
 
@@ -51,6 +53,20 @@ SKY_LINE_GAIN = 3.0
 MAX_RV = 550.0
 #: Plate coverage as pixel indices of the emulator grid (3.5740 + 1e-4 i).
 START_PIXELS, END_PIXELS = (9, 90), (3820, 3940)
+#: Scale of the flux-calibration distortion: Legendre coefficients of degree 1-3 (over the emulator
+#: grid) of ln(observed / emulated). Real LAMOST DR10 spectra against the emulator at their LASP
+#: labels give robust standard deviations of 0.19, 0.05 and 0.036 (reddening included) with
+#: heavier tails; SDSS's spectrophotometry is better, so this errs on the wide side.
+CALIBRATION_SIGMA = (0.15, 0.05, 0.035)
+#: Interstellar reddening E(B-V) (mag): exponential, as for SEGUE's mostly high-latitude fields,
+#: with the Gordon et al. (2023) average Milky Way law, R_V = 3.1.
+REDDENING_MEAN = 0.05
+MAX_REDDENING = 0.5
+#: Largest extra line-spread broadening (Gaussian sigma, 1e-4 log10 pixels) on top of the
+#: emulator's R ~ 2000: SDSS's resolving power runs from about 1500 to 2500 over the spectrum and
+#: from fibre to fibre, LAMOST's is about 1800 at best and lower for many fibres. Fitting the
+#: emulator to real LAMOST DR10 spectra (their LASP labels held fixed) prefers 1-2 pixels more.
+MAX_LSF_BROADENING = 2.0
 PLATE_STARS = 550
 FIBERS = 640
 
@@ -98,7 +114,10 @@ def draw_observations(labels, rng):
     Radial velocities: disc N(-15, 45) km/s, halo N(0, 120) km/s, the halo being likely for
     [Fe/H] < -1; |RV| <= :data:`MAX_RV`. S/N: log-normal around 25, truncated to 10-121 (the
     paper's range). The flux scale (mean flux, 1e-17 erg/s/cm^2/A) grows with S/N, about 10-300.
-    Calibration: Legendre coefficients of degree 1-3 of ln(distortion), sigma 0.06, 0.04, 0.03.
+    Calibration: Legendre coefficients of degree 1-3 of ln(distortion), Student-t (5 degrees of
+    freedom) times :data:`CALIBRATION_SIGMA`. Reddening: E(B-V) exponential with mean
+    :data:`REDDENING_MEAN`, truncated at :data:`MAX_REDDENING`. Resolution: an extra Gaussian
+    line-spread broadening, uniform in 0 to :data:`MAX_LSF_BROADENING` pixels (sigma).
 
     Returns
     -------
@@ -117,7 +136,9 @@ def draw_observations(labels, rng):
         "rv": np.clip(rv, -MAX_RV, MAX_RV),
         "snr": snr,
         "scale": scale,
-        "calibration": rng.normal(0.0, 1.0, (n, 3)) * np.array([0.06, 0.04, 0.03]),
+        "calibration": rng.standard_t(5, (n, 3)) * np.array(CALIBRATION_SIGMA),
+        "ebv": np.minimum(rng.exponential(REDDENING_MEAN, n), MAX_REDDENING),
+        "lsf": rng.uniform(0.0, MAX_LSF_BROADENING, n),
         "sky": rng.uniform(3.0, 10.0, n),
         "bad_width": rng.integers(1, 4, (n, 3)),
     }
@@ -136,6 +157,38 @@ def instrument(loglam):
     throughput += 0.6 * np.exp(-(((wavelength - 5900.0) / 80.0) ** 2))  # dichroic
     throughput += 3.0 * np.clip((wavelength - 8500.0) / 800.0, 0.0, None) ** 2
     return continuum, lines, throughput
+
+
+def broaden(spectra, sigma, levels=9):
+    """Convolve each row of ``spectra`` with a Gaussian of its ``sigma`` (pixels).
+
+    ``sigma`` is rounded to ``levels`` values over its range, so that rows of one level share
+    one :func:`scipy.ndimage.gaussian_filter1d` call.
+    """
+    import scipy.ndimage
+
+    sigma = np.asarray(sigma, dtype=float)
+    out = np.array(spectra, dtype=np.float32, copy=True)
+    if sigma.size == 0 or sigma.max() <= 0:
+        return out
+    step = max(sigma.max(), 1e-9) / (levels - 1)
+    level = np.round(sigma / step).astype(int)
+    for value in np.unique(level):
+        rows = np.flatnonzero(level == value)
+        if value > 0:
+            out[rows] = scipy.ndimage.gaussian_filter1d(
+                out[rows], value * step, axis=1, mode="nearest"
+            )
+    return out
+
+
+def reddening_curve(loglam):
+    """ln of the transmission for E(B-V) = 1 mag (G23 law, R_V = 3.1) at log10(vacuum Angstrom)."""
+    from astropy import units as u
+    from dust_extinction.parameter_averages import G23
+
+    wavelength = 10.0 ** np.asarray(loglam, dtype=float) * u.AA
+    return np.log(G23(Rv=3.1).extinguish(wavelength, Ebv=1.0)).astype(np.float32)
 
 
 def _row_median(values, keep):
@@ -170,8 +223,12 @@ def _shift(rest, rv):
     return shifted
 
 
-def observe_spectra(emulator, star, rng):
+def observe_spectra(emulator, star, rng, bank=None):
     """Observed spectra of the stars in ``star`` (rows of :func:`draw_observations` plus ``labels``).
+
+    With a :class:`~stellar_nb.simulate.residuals.ResidualBank` ``bank`` and ``star["residual"]``
+    (its drawn indices), each rest-frame spectrum carries the held-out residual of a real library
+    star of similar labels.
 
     Returns
     -------
@@ -183,8 +240,16 @@ def observe_spectra(emulator, star, rng):
     npix = len(loglam)
     x = (2.0 * (loglam - loglam[0]) / (loglam[-1] - loglam[0]) - 1.0).astype(np.float32)
     legendre = np.polynomial.legendre.legvander(x, 3)[:, 1:].astype(np.float32)
-    distortion = np.exp(star["calibration"].astype(np.float32) @ legendre.T)
-    model = _shift(emulator.flux(star["labels"]), star["rv"])
+    ln_distortion = star["calibration"].astype(np.float32) @ legendre.T
+    if "ebv" in star:
+        ln_distortion += star["ebv"][:, None].astype(np.float32) * reddening_curve(loglam)
+    distortion = np.exp(ln_distortion)
+    rest = emulator.flux(star["labels"])
+    if bank is not None and "residual" in star:
+        rest *= np.exp(bank.residual(star["residual"]))
+    if "lsf" in star:
+        rest = broaden(rest, star["lsf"])
+    model = _shift(rest, star["rv"])
     model *= distortion * star["scale"][:, None].astype(np.float32)
     continuum, lines, throughput = (v.astype(np.float32) for v in instrument(loglam))
     sky_level = star["sky"][:, None].astype(np.float32)

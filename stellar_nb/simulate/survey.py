@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from stellar_nb import emulator as emulator_module
 from stellar_nb import schema
-from stellar_nb.simulate import observe
+from stellar_nb.simulate import observe, residuals
 
 __all__ = [
     "LABEL_RANGES",
@@ -161,7 +161,7 @@ def _catalogue(labels, snr, rng):
     return labels + rng.normal(size=labels.shape) * uncertainty, uncertainty
 
 
-def _draw_survey(n, seed, emulator, label_ranges=None):
+def _draw_survey(n, seed, emulator, label_ranges=None, bank=None):
     """All per-star scalars: labels, observing conditions, plates, split assignment."""
     rng = np.random.default_rng([seed, 0])
     labels = sample_labels(n, rng, emulator, label_ranges)
@@ -169,12 +169,14 @@ def _draw_survey(n, seed, emulator, label_ranges=None):
     star["catalog"], star["uncertainty"] = _catalogue(labels, star["snr"], rng)
     star["labels"] = labels
     star["order"] = rng.permutation(n)
+    if bank is not None:
+        star["residual"] = bank.draw(labels, rng)
     return star
 
 
-def _table(star, rows, emulator, rng):
+def _table(star, rows, emulator, rng, bank):
     pixels = observe.observe_spectra(
-        emulator, {key: value[rows] for key, value in star.items() if key != "order"}, rng
+        emulator, {key: value[rows] for key, value in star.items() if key != "order"}, rng, bank
     )
     columns = {
         "spec_id": pa.array(star["spec_id"][rows]),
@@ -198,14 +200,14 @@ def _table(star, rows, emulator, rng):
     return pa.Table.from_pydict(columns)
 
 
-def _write_split(path, star, rows, emulator, seed, split_index):
+def _write_split(path, star, rows, emulator, seed, split_index, bank):
     """Write one split chunk by chunk; the next chunk is generated while the last is compressed."""
     writer, pending = None, None
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         try:
             for chunk_index, start in enumerate(range(0, len(rows), CHUNK)):
                 rng = np.random.default_rng([seed, 1, split_index, chunk_index])
-                table = _table(star, rows[start : start + CHUNK], emulator, rng)
+                table = _table(star, rows[start : start + CHUNK], emulator, rng, bank)
                 if writer is None:
                     writer = pq.ParquetWriter(
                         path,
@@ -241,7 +243,17 @@ def _check_out_dir(out_dir):
     return out_dir
 
 
-def simulate_survey(n, seed, out_dir, *, n_fits=0, sizes=None, emulator=None, label_ranges=None):
+def simulate_survey(
+    n,
+    seed,
+    out_dir,
+    *,
+    n_fits=0,
+    sizes=None,
+    emulator=None,
+    label_ranges=None,
+    residual_bank="shipped",
+):
     """Generate a simulated survey: ``out_dir/{train,validation,test}.parquet`` and ``survey.json``.
 
     Parameters
@@ -262,6 +274,9 @@ def simulate_survey(n, seed, out_dir, *, n_fits=0, sizes=None, emulator=None, la
         Default: the shipped one.
     label_ranges : dict, optional
         label -> (lo, hi) to narrow :data:`LABEL_RANGES`; must lie inside the emulator's bounds.
+    residual_bank : stellar_nb.simulate.residuals.ResidualBank, "shipped" or None
+        Held-out library residuals put on each emulated spectrum
+        (:mod:`stellar_nb.simulate.residuals`); ``None`` gives the emulator's mean spectra alone.
 
     Returns
     -------
@@ -285,13 +300,21 @@ def simulate_survey(n, seed, out_dir, *, n_fits=0, sizes=None, emulator=None, la
     out_dir = _check_out_dir(out_dir)
     emulator = emulator or emulator_module.load_emulator()
     check_label_ranges(label_ranges, emulator)
-    star = _draw_survey(n, int(seed), emulator, label_ranges)
+    if isinstance(residual_bank, str):
+        if residual_bank != "shipped":
+            raise ValueError(
+                f"residual_bank must be a ResidualBank, 'shipped' or None, got {residual_bank!r}"
+            )
+        residual_bank = residuals.load_residual_bank()
+    star = _draw_survey(n, int(seed), emulator, label_ranges, residual_bank)
     bounds = np.cumsum((0, *sizes))
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
     try:
         for index, split in enumerate(schema.SPLITS):
             rows = star["order"][bounds[index] : bounds[index + 1]]
-            _write_split(staging / f"{split}.parquet", star, rows, emulator, int(seed), index)
+            _write_split(
+                staging / f"{split}.parquet", star, rows, emulator, int(seed), index, residual_bank
+            )
         if n_fits:
             observe.write_fits(staging / "fits", staging / "test.parquet", n_fits)
         manifest = {
@@ -299,6 +322,7 @@ def simulate_survey(n, seed, out_dir, *, n_fits=0, sizes=None, emulator=None, la
             "seed": int(seed),
             "sizes": dict(zip(schema.SPLITS, sizes, strict=True)),
             "emulator": emulator.metadata,
+            "residual_bank": None if residual_bank is None else residual_bank.metadata,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
         if out_dir.exists():

@@ -1,0 +1,273 @@
+"""Trust flags: what says a prediction should not be believed. One implementation for every caller.
+
+``stellar-nb predict`` (as ``flag_*`` columns), the dashboard (as its flag list) and
+``stellar-nb bench real-stars`` all call :func:`check`. Each flag has a name, whether it is raised,
+and a one-line detail for people:
+
+- **low S/N**: below :data:`LOW_SNR`, where the paper's sample starts.
+- **masked pixels**: more than :data:`MAX_MASKED_FRACTION` of the pixels dead (ivar = 0) or masked.
+- **short coverage**: the good pixels span less than :data:`MIN_COVERAGE` of the model's grid.
+- **not a star**: the survey pipeline's CLASS is not STAR.
+- **non-FGK subclass**: the pipeline's SUBCLASS names an object the model was never shown
+  (white dwarfs, cataclysmic variables, O/B, M/L/T, carbon stars, ...; :data:`FOREIGN_SUBCLASS`).
+- **labels at the training edge**: a predicted label outside, or within :data:`EDGE_MARGIN` of
+  the edge of, the training labels' range, or far from every library star the emulator was
+  fitted on: networks saturate at the edges, so a star beyond them is predicted at the edge.
+- **misfit**: the observed spectrum does not look like the emulated one at the predicted labels.
+  The statistic is the mean over good pixels of ``(f - m)^2 / (1/ivar + (e m)^2)`` with ``m``
+  the emulated spectrum Doppler-shifted and multiplied by the best calibration polynomial
+  (:func:`stellar_nb.emulator.fit_to_observed`), and ``e`` the emulator's own per-pixel error,
+  the RMS of held-out real library stars (:meth:`stellar_nb.simulate.residuals.ResidualBank.pixel_rms`).
+  A star like the training stars has a value near 1; the flag is raised above :data:`MISFIT_LIMIT`.
+- **far from the training set**: only where the caller gives a distance and its threshold (the
+  dashboard's principal-component distance).
+"""
+
+import re
+
+import numpy as np
+
+from stellar_nb import emulator as emulator_module
+from stellar_nb import schema
+
+__all__ = [
+    "EDGE_MARGIN",
+    "FLAG_NAMES",
+    "FOREIGN_SUBCLASS",
+    "LOW_SNR",
+    "MAX_MASKED_FRACTION",
+    "MIN_COVERAGE",
+    "MISFIT_LIMIT",
+    "TRAINING_RANGES",
+    "check",
+    "column_name",
+    "misfit",
+]
+
+LOW_SNR = 10.0
+MAX_MASKED_FRACTION = 0.2
+MIN_COVERAGE = 0.8
+#: Fraction of each label's training range treated as its edge.
+EDGE_MARGIN = 0.02
+#: Limit of the misfit statistic (about 1 for a spectrum that the emulator describes).
+MISFIT_LIMIT = 3.0
+#: Label ranges of the simulated training survey (:data:`stellar_nb.simulate.LABEL_RANGES`).
+TRAINING_RANGES = {"teff": (4000.0, 9200.0), "feh": (-4.0, 0.7), "logg": (0.2, 5.0)}
+#: Survey SUBCLASS values (SDSS and LAMOST) of objects outside the model's FGK(+A) training set.
+FOREIGN_SUBCLASS = re.compile(r"^\s*(WD|CV|O|B|M|L|T|sd[OBM]|Carbon|C\b|DoubleStar|STARFORMING)")
+FLAG_NAMES = (
+    "low S/N",
+    "masked pixels",
+    "short coverage",
+    "not a star",
+    "non-FGK subclass",
+    "labels at the training edge",
+    "misfit",
+    "far from the training set",
+)
+
+
+def column_name(flag_name):
+    """Table column of a flag: ``"labels at the training edge"`` -> ``"flag_labels_at_the_training_edge"``."""
+    return "flag_" + re.sub(r"[^a-z0-9]+", "_", flag_name.lower()).strip("_")
+
+
+def _pixel_error(bank, rest_loglam):
+    if bank is None:
+        return np.zeros(rest_loglam.shape)
+    return np.interp(rest_loglam, bank.loglam, bank.pixel_rms(), left=0.0, right=0.0)
+
+
+def misfit(emulator, labels, loglam, flux, ivar, rv_kms, *, good=None, bank=None):
+    """The misfit statistic of one spectrum against the emulator at ``labels`` (see the module docstring).
+
+    Labels are clipped into the emulator's box first. Returns NaN when fewer than 50 good
+    pixels are covered by the emulator.
+    """
+    labels = np.array(
+        [np.clip(v, *emulator.bounds[k]) for k, v in zip(schema.LABELS, labels, strict=True)]
+    )
+    loglam = np.asarray(loglam, dtype=float)
+    flux, ivar = np.asarray(flux, dtype=float), np.asarray(ivar, dtype=float)
+    good = (ivar > 0) if good is None else (good & (ivar > 0))
+    try:
+        model = emulator_module.fit_to_observed(emulator, labels, loglam, flux, ivar * good, rv_kms)
+    except ValueError:
+        return np.nan
+    good &= np.isfinite(model)
+    if good.sum() < 50:
+        return np.nan
+    rest = loglam - emulator_module.doppler_loglam_shift(rv_kms)
+    error = _pixel_error(bank, rest)
+    variance = 1.0 / ivar[good] + (error[good] * model[good]) ** 2
+    return float(np.mean((flux[good] - model[good]) ** 2 / variance))
+
+
+def check(
+    prediction,
+    *,
+    loglam,
+    flux,
+    ivar,
+    bad_pixels,
+    rv_kms,
+    snr,
+    objclass=None,
+    subclass=None,
+    emulator=None,
+    bank=None,
+    grid=None,
+    label_ranges=None,
+    distance=None,
+    distance_threshold=None,
+):
+    """Trust flags of one prediction.
+
+    Parameters
+    ----------
+    prediction : array_like
+        (3,) teff, feh, logg (NaN when the spectrum was unusable).
+    loglam, flux, ivar : array_like
+        The observed spectrum (log10 vacuum Angstrom).
+    bad_pixels : array_like of bool
+        Dead or masked pixels.
+    rv_kms : float
+        Radial velocity used for the rest frame.
+    snr : float
+        Median S/N.
+    objclass, subclass : str, optional
+        The survey pipeline's CLASS and SUBCLASS.
+    emulator : stellar_nb.emulator.Emulator, optional
+        Needed for the misfit and support checks; without it they are not raised.
+    bank : stellar_nb.simulate.residuals.ResidualBank, optional
+        The emulator's per-pixel error for the misfit statistic.
+    grid : numpy.ndarray, optional
+        The model's wavelength grid (the paper's by default), for the coverage check.
+    label_ranges : dict, optional
+        label -> (lo, hi) of the training labels; :data:`TRAINING_RANGES` by default.
+    distance, distance_threshold : float, optional
+        A distance to the training set and the value above which it is flagged.
+
+    Returns
+    -------
+    list of dict
+        ``{"name", "raised", "detail", "value"}`` in :data:`FLAG_NAMES` order (the distance flag
+        only when a distance is given).
+    """
+    prediction = np.asarray(prediction, dtype=float)
+    loglam = np.asarray(loglam, dtype=float)
+    bad_pixels = np.asarray(bad_pixels, dtype=bool)
+    grid = schema.grid_loglam() if grid is None else np.asarray(grid)
+    snr = float(snr) if snr is not None and np.isfinite(snr) else 0.0
+    flags = [("low S/N", snr < LOW_SNR, f"S/N {snr:.1f} (training starts at {LOW_SNR:g})", snr)]
+    fraction = float(np.mean(bad_pixels))
+    flags.append((
+        "masked pixels", fraction > MAX_MASKED_FRACTION,
+        f"{100 * fraction:.1f}% masked (limit {100 * MAX_MASKED_FRACTION:g}%)", fraction,
+    ))  # fmt: skip
+    rest = loglam[~bad_pixels] - emulator_module.doppler_loglam_shift(rv_kms)
+    span = (min(rest.max(), grid[-1]) - max(rest.min(), grid[0])) if rest.size else 0.0
+    coverage = max(float(span / (grid[-1] - grid[0])), 0.0)
+    flags.append((
+        "short coverage", coverage < MIN_COVERAGE,
+        f"good pixels cover {100 * coverage:.0f}% of the model's wavelength range "
+        f"(limit {100 * MIN_COVERAGE:g}%)", coverage,
+    ))  # fmt: skip
+    objclass = None if objclass is None else str(objclass).strip().upper() or None
+    flags.append((
+        "not a star", objclass not in (None, "STAR"), f"pipeline CLASS {objclass or 'unknown'}", objclass,
+    ))  # fmt: skip
+    subclass = "" if subclass is None else str(subclass).strip()
+    foreign = bool(FOREIGN_SUBCLASS.match(subclass))
+    flags.append((
+        "non-FGK subclass", foreign,
+        f"pipeline SUBCLASS {subclass or 'unknown'}" + (" (not in the training set)" if foreign else ""),
+        subclass,
+    ))  # fmt: skip
+    edges = []
+    if np.all(np.isfinite(prediction)):
+        for label, value in zip(schema.LABELS, prediction, strict=True):
+            lo, hi = (label_ranges or TRAINING_RANGES)[label]
+            margin = EDGE_MARGIN * (hi - lo)
+            if not lo + margin <= value <= hi - margin:
+                edges.append(schema.LABEL_UNITS[label][0])
+        if emulator is not None and not emulator.in_bounds(prediction[None])[0]:
+            edges.append("no library star near")
+    flags.append((
+        "labels at the training edge", bool(edges), ", ".join(edges) or "inside", ", ".join(edges),
+    ))  # fmt: skip
+    value = np.nan
+    if emulator is not None and np.all(np.isfinite(prediction)):
+        value = misfit(
+            emulator, prediction, loglam, flux, ivar, rv_kms, good=~bad_pixels, bank=bank
+        )
+    flags.append((
+        "misfit", bool(np.isfinite(value) and value > MISFIT_LIMIT),
+        f"misfit {value:.2f} against the emulated spectrum (limit {MISFIT_LIMIT:g})", value,
+    ))  # fmt: skip
+    if distance is not None:
+        flags.append((
+            "far from the training set", bool(distance > distance_threshold),
+            f"distance {distance:.2f} (99% of test stars: below {distance_threshold:.2f})", distance,
+        ))  # fmt: skip
+    return [
+        {"name": name, "raised": bool(raised), "detail": detail, "value": value}
+        for name, raised, detail, value in flags
+    ]
+
+
+def table(prediction, spectra, rv_kms, *, emulator=None, bank=None, fatal_bits=None):
+    """Trust flags of many predictions as a table: one boolean ``flag_*`` column per flag.
+
+    Parameters
+    ----------
+    prediction : array_like
+        (n, 3) labels.
+    spectra : sequence of mapping
+        Per star ``loglam``, ``flux``, ``ivar``, ``mask`` (and_mask, may be None) and optionally
+        ``snr``, ``objclass``, ``subclass``.
+    rv_kms : array_like
+        (n,) radial velocities.
+    emulator, bank
+        As for :func:`check`.
+    fatal_bits : int, optional
+        and_mask bits that make a pixel bad (default: the preprocessing's).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``flag_*`` columns, ``misfit`` (the statistic), ``flagged`` (any flag) and ``flags``
+        (the raised flags' names, "; "-separated).
+    """
+    import pandas as pd
+
+    from stellar_nb import preprocess
+
+    fatal_bits = preprocess.FATAL_AND_MASK if fatal_bits is None else fatal_bits
+    rows = []
+    for labels, spectrum, rv in zip(prediction, spectra, rv_kms, strict=True):
+        ivar = np.asarray(spectrum["ivar"], dtype=float)
+        mask = spectrum.get("mask")
+        bad = ivar <= 0
+        if mask is not None:
+            bad |= (np.asarray(mask).astype(np.int64) & fatal_bits) != 0
+        flags = check(
+            labels,
+            loglam=spectrum["loglam"],
+            flux=spectrum["flux"],
+            ivar=ivar,
+            bad_pixels=bad,
+            rv_kms=float(rv),
+            snr=spectrum.get("snr"),
+            objclass=spectrum.get("objclass"),
+            subclass=spectrum.get("subclass"),
+            emulator=emulator,
+            bank=bank,
+        )
+        row = {column_name(flag["name"]): flag["raised"] for flag in flags}
+        row["misfit"] = next(flag["value"] for flag in flags if flag["name"] == "misfit")
+        raised = [flag["name"] for flag in flags if flag["raised"]]
+        row["flagged"] = bool(raised)
+        row["flags"] = "; ".join(raised)
+        rows.append(row)
+    return pd.DataFrame(rows)
