@@ -29,6 +29,7 @@ __all__ = [
     "evaluate",
     "mae",
     "mae_floor",
+    "real_star_results",
     "run",
     "summary_table",
 ]
@@ -105,17 +106,7 @@ def mae_floor(data_dir, stars=1000, *, split="test", rng=0):
 
 def _preprocessed(model, data_dir, split):
     """Usable spectra of a split preprocessed as the model's were, catalogue labels, scalars."""
-    from stellar_nb import preprocess
-
-    processor = model.preprocessor
-    return preprocess.prepare_split(
-        data_dir,
-        split,
-        method=processor.method,
-        grid=processor.grid,
-        fatal_bits=processor.fatal_bits,
-        label_source="catalog",
-    )
+    return model.preprocessor.transform_split(data_dir, split, label_source="catalog")
 
 
 def evaluate(
@@ -231,6 +222,29 @@ def _ridge(model, data_dir, test_spectra, truth, catalog):
         "ridge_mae_catalog": _per_label(mae(predicted, catalog)),
         "ridge_alpha": fitted.alpha_,
     }
+
+
+def real_star_results(model_dir=None):
+    """The saved real-star benchmark of a model directory (``real_stars.json``), as tables.
+
+    Written by ``stellar-nb bench real-stars MODEL_DIR --lamost DIR --out MODEL_DIR/real_stars.json``
+    (:mod:`stellar_nb.bench.real_stars`); the LAMOST spectra themselves do not ship, so notebooks
+    show this saved output for the shipped model. ``model_dir`` defaults to the shipped model.
+
+    Returns
+    -------
+    summary : pandas.DataFrame
+        One row per set (``LAMOST cal``, ``LAMOST val``, ``simulated``) and group.
+    stars : dict
+        set name -> per-star table (``ref_*``, ``pred_*``, ``sigma_*``, ``snr``, ``group``,
+        ``flagged``, the flag columns).
+    """
+    from stellar_nb import inference
+
+    path = Path(model_dir or inference.pretrained_dir()) / "real_stars.json"
+    payload = inference.read_json(path)
+    stars = {name: pd.DataFrame(table) for name, table in payload["stars"].items()}
+    return pd.DataFrame(payload["summary"]), stars
 
 
 def summary_table(result):

@@ -441,7 +441,7 @@ def calibrate_systematic(model_dir, residuals, noise_sigma, *, source, coverage=
         Real stars: prediction minus reference label, and the noise spread
         (:meth:`NumpyModel.noise_sigma`), in :data:`~stellar_nb.schema.LABELS` order.
     source : str
-        Which stars and labels, said in the metrics (e.g. "LAMOST DR10 LASP, even OBSIDs").
+        Which stars and labels, said in the metrics (e.g. "LAMOST DR10 LASP, calibration half").
     coverage : float
         Target fraction within one combined sigma.
 

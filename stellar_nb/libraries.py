@@ -262,9 +262,9 @@ BLEND_WINDOW = (6980.0, 7150.0)
 REALISM_WINDOW = (3800.0, 7400.0)
 
 
-def _select(flux, labels):
+def _select(flux, labels, exclude=()):
     table = labels[list(schema.LABELS)].to_numpy(dtype=float)
-    keep = np.ones(len(table), dtype=bool)
+    keep = ~labels["name"].isin(list(exclude)).to_numpy()
     for i, label in enumerate(schema.LABELS):
         lo, hi = FIT_RANGE[label]
         keep &= (table[:, i] >= lo) & (table[:, i] <= hi)
@@ -348,7 +348,7 @@ def _masked_fit(features, targets):
     return coefficients
 
 
-def fit_emulator(candidates=(2, 3, 4), red_degree=2, n_folds=5, seed=0):
+def fit_emulator(candidates=(2, 3, 4), red_degree=2, n_folds=5, seed=0, exclude=()):
     """Fit the emulator on MILES (blue) and STELIB (red); choose the degree by held-out realism.
 
     - 3574-6980 A (vacuum): MILES v9.1 stars in :data:`FIT_RANGE`, degree chosen among
@@ -361,6 +361,9 @@ def fit_emulator(candidates=(2, 3, 4), red_degree=2, n_folds=5, seed=0):
     - 6980-7150 A: the two are blended linearly; STELIB's ln flux is offset to MILES's mean over
       the window, so the emulated continuum is continuous.
 
+    ``exclude`` names library stars (``name`` of :func:`load_miles` / :func:`load_stelib`) left out
+    of the fit, so that they can judge a model trained on it (``stellar-nb bench library-cv``).
+
     Returns
     -------
     emulator : Emulator
@@ -369,7 +372,7 @@ def fit_emulator(candidates=(2, 3, 4), red_degree=2, n_folds=5, seed=0):
     """
     loglam = library_grid()
     miles_loglam, miles_flux, miles_labels = load_miles()
-    miles_flux, miles_table = _select(miles_flux, miles_labels)
+    miles_flux, miles_table = _select(miles_flux, miles_labels, exclude)
     positive = np.all(miles_flux > 0, axis=1)
     miles_flux, miles_table = miles_flux[positive], miles_table[positive]
     wavelength = 10.0**miles_loglam
@@ -384,7 +387,7 @@ def fit_emulator(candidates=(2, 3, 4), red_degree=2, n_folds=5, seed=0):
     blue = _ridge(emulator.design_matrix(miles_table, exponents), ln_miles)
 
     stelib_loglam, stelib_flux, stelib_labels = load_stelib()
-    stelib_flux, stelib_table = _select(stelib_flux, stelib_labels)
+    stelib_flux, stelib_table = _select(stelib_flux, stelib_labels, exclude)
     red_exponents = emulator.monomial_exponents(red_degree)
     red_small = _masked_fit(
         emulator.design_matrix(stelib_table, red_exponents),

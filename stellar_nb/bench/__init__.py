@@ -17,6 +17,7 @@ BENCHMARKS = {
     "inference": "numpy inference vs Keras predict on the test split",
     "dashboard": "dashboard page load, update time and kernel memory in Chromium; plotly.js bundles",
     "real-stars": "accuracy, bias, uncertainty coverage and trust flags on real LAMOST stars vs simulated",
+    "library-cv": "real STELIB stars scored by models whose emulator was fitted without them",
 }
 
 

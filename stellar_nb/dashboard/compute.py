@@ -403,11 +403,7 @@ def _stages(spectrum, rv_kms, grid):
         )
     resampled = preprocess.resample([loglam], [flux], grid=grid)
     rest = preprocess.rest_frame(resampled, rv_kms, grid)
-    return {
-        "resampled": resampled[0],
-        "rest frame": rest[0],
-        "standardised": preprocess.standardise(rest)[0],
-    }
+    return {"resampled": resampled[0], "rest frame": rest[0]}
 
 
 def _flags(spectrum, prediction, distance, reference, bad_pixels, rv_kms, emulator):
@@ -480,6 +476,8 @@ def analyse(spectrum, model, emulator, reference, *, grid=None, seed=0):
     except ValueError as error:
         raise DashboardInputError(str(error)) from None
     prediction, sigma, X = predict_with_uncertainty(model, spectrum, rv_kms, seed=seed)
+    # the last stage is exactly the network's input (continuum-normalised first for that variant)
+    stages["standardised"] = X[0].astype(np.float64)
     distance = float(reference.distance(X)[0])
     emulated = _emulated(emulator, prediction, spectrum, rv_kms)
     rest_loglam = spectrum.loglam - preprocess.doppler_loglam_shift(rv_kms)

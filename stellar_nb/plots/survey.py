@@ -16,6 +16,7 @@ __all__ = [
     "library_comparison_figure",
     "observed_spectrum_figure",
     "realism_figure",
+    "residual_rms_figure",
 ]
 
 _SPLIT_COLOURS = {"train": "#1f77b4", "validation": "#ff7f0e", "test": "#2ca02c"}
@@ -48,6 +49,27 @@ def realism_figure(report):
         title=f"Emulator vs left-out MILES stars: median per-star RMS {100 * report['median_rms']:.2f} %",
         xaxis_title="rest-frame vacuum wavelength [A]",
         yaxis_title="fractional difference [%]",
+        template="plotly_white",
+    )
+    return figure
+
+
+def residual_rms_figure(bank):
+    """How far real library stars sit from the emulator, per wavelength: the residual bank's RMS.
+
+    Parameters
+    ----------
+    bank : stellar_nb.simulate.residuals.ResidualBank
+        Held-out residuals of MILES (blue) and STELIB (red) stars, detrended.
+    """
+    wavelength = 10.0 ** np.asarray(bank.loglam)
+    figure = go.Figure()
+    figure.add_scatter(x=wavelength, y=100 * bank.pixel_rms(), name="RMS over library stars")
+    figure.update_layout(
+        title="Real stars around the emulator: held-out residual RMS (the misfit flag's error model)",
+        xaxis_title="rest-frame vacuum wavelength [A]",
+        yaxis_title="RMS of ln(real / emulated) [%]",
+        yaxis_range=[0, 20],
         template="plotly_white",
     )
     return figure

@@ -321,14 +321,17 @@ class Preprocessor:
         return X[0]
 
     def transform_split(self, directory, split, **options):
-        """:func:`prepare_split` with this preprocessor's options; returns ``(X, labels, scalars)``."""
+        """:func:`prepare_split` with this preprocessor's options; returns ``(X, labels, scalars)``.
+
+        ``options`` go to :func:`prepare_split` (``label_source`` overrides this preprocessor's).
+        """
+        options = {"label_source": self.label_source, **options}
         return prepare_split(
             directory,
             split,
             method=self.method,
             grid=self.grid,
             fatal_bits=self.fatal_bits,
-            label_source=self.label_source,
             continuum_degree=self.continuum_degree,
             **options,
         )

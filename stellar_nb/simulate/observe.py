@@ -52,7 +52,7 @@ SKY_LINE_GAIN = 3.0
 #: Largest |radial velocity| drawn (km/s): keeps every observed pixel inside the emulator's grid.
 MAX_RV = 550.0
 #: Plate coverage as pixel indices of the emulator grid (3.5740 + 1e-4 i).
-START_PIXELS, END_PIXELS = (9, 90), (3820, 3940)
+START_PIXELS, END_PIXELS = (9, 90), (3700, 3940)
 #: Scale of the flux-calibration distortion: Legendre coefficients of degree 1-3 (over the emulator
 #: grid) of ln(observed / emulated). Real LAMOST DR10 spectra against the emulator at their LASP
 #: labels give robust standard deviations of 0.19, 0.05 and 0.036 (reddening included) with

@@ -252,7 +252,7 @@ def simulate_survey(
     sizes=None,
     emulator=None,
     label_ranges=None,
-    residual_bank="shipped",
+    residual_bank=None,
 ):
     """Generate a simulated survey: ``out_dir/{train,validation,test}.parquet`` and ``survey.json``.
 
@@ -276,7 +276,9 @@ def simulate_survey(
         label -> (lo, hi) to narrow :data:`LABEL_RANGES`; must lie inside the emulator's bounds.
     residual_bank : stellar_nb.simulate.residuals.ResidualBank, "shipped" or None
         Held-out library residuals put on each emulated spectrum
-        (:mod:`stellar_nb.simulate.residuals`); ``None`` gives the emulator's mean spectra alone.
+        (:mod:`stellar_nb.simulate.residuals`). ``None`` (the default) gives the emulator's mean
+        spectra: models trained with the residuals did worse on real LAMOST stars (see the
+        module docstring of :mod:`stellar_nb.simulate.residuals`).
 
     Returns
     -------
