@@ -50,7 +50,11 @@ def test_groups_by_class_and_snr():
     assert real_stars.group_of(reference).tolist() == ["KV", "KIII", "GV", "FV", "AV"]
     reference = np.repeat(reference, 6, axis=0)
     table = _table(
-        np.zeros((30, 3)), np.ones((30, 3)), np.zeros(30, bool), np.tile([15.0, 150.0], 15), reference
+        np.zeros((30, 3)),
+        np.ones((30, 3)),
+        np.zeros(30, bool),
+        np.tile([15.0, 150.0], 15),
+        reference,
     )
     groups = real_stars.summarise(table, "x")["group"].tolist()
     assert {"all", "class KV", "class AV", "S/N 10-30", "S/N 120-inf"} <= set(groups)
