@@ -86,8 +86,9 @@ def test_calibrate_systematic_widens_the_error_bars(tmp_path):
     residuals = rng.normal(size=(2000, 3)) * np.hypot(noise, [150.0, 0.15, 0.2])
     systematic = inference.calibrate_systematic(model_dir, residuals, noise, source="a test")
     after = inference.NumpyModel.load(model_dir)  # the manifest still verifies
+    simulated = before.metrics["calibration"]["sigma_model"]  # the simulated-validation term
     for k, label in enumerate(schema.LABELS):
-        total = np.hypot(before.sigma_model[label], systematic[label])
+        total = np.hypot(simulated[label], systematic[label])
         assert after.sigma_model[label] == pytest.approx(total)
         within = np.mean(np.abs(residuals[:, k]) <= np.hypot(noise[:, k], total))
         assert within == pytest.approx(0.6827, abs=0.01)

@@ -59,7 +59,7 @@ def test_a_simulated_star_at_its_true_labels_is_trusted(star, emulator, bank):
     assert not any(flag["raised"] for flag in flags.values())
     # the misfit statistic is about 1 for a spectrum the emulator describes
     assert 0.3 < flags["misfit"]["value"] < trust.MISFIT_LIMIT
-    assert flags["short coverage"]["value"] > 0.95
+    assert flags["short coverage"]["value"] > trust.MIN_COVERAGE
 
 
 def test_wrong_labels_give_a_misfit(star, emulator, bank):
