@@ -10,10 +10,11 @@ from stellar_nb.simulate import residuals
 
 @pytest.fixture(scope="module")
 def bank():
-    return residuals.load_residual_bank()
+    pytest.importorskip("mangadap", reason=f"the library spectra: {libraries.EXTRA_HINT}")
+    return residuals.fit_residual_bank()
 
 
-def test_the_shipped_bank_covers_the_grid_with_real_stars(bank):
+def test_the_bank_covers_the_grid_with_real_stars(bank):
     shipped = emulator_module.load_emulator()
     np.testing.assert_allclose(bank.loglam, shipped.loglam)
     assert bank.blue.shape == (len(bank.blue_labels), shipped.loglam.size)
@@ -51,13 +52,17 @@ def test_draws_come_from_library_stars_of_similar_labels(bank):
     np.testing.assert_allclose(residual[:, above], red[:, above], atol=1e-6)
 
 
-def test_the_shipped_bank_is_what_the_code_makes(bank, tmp_path):
-    pytest.importorskip("mangadap", reason=f"the library spectra: {libraries.EXTRA_HINT}")
-    fresh = residuals.fit_residual_bank()
-    path = fresh.save(tmp_path / "residuals.npz")
-    again = residuals.load_residual_bank(path)
+def test_bank_round_trip_and_the_shipped_error_model_is_what_the_code_makes(bank, tmp_path):
+    again = residuals.load_residual_bank(bank.save(tmp_path / "residuals.npz"))
     np.testing.assert_allclose(np.nan_to_num(again.blue), np.nan_to_num(bank.blue), atol=2e-3)
     np.testing.assert_allclose(again.red_labels, bank.red_labels)
+    shipped = residuals.load_emulator_error()
+    np.testing.assert_allclose(shipped.loglam, bank.loglam)
+    np.testing.assert_allclose(shipped.pixel_rms(), bank.pixel_rms(), rtol=1e-5, atol=1e-7)
+    saved = residuals.load_emulator_error(
+        residuals.EmulatorError.from_bank(bank).save(tmp_path / "error.npz")
+    )
+    np.testing.assert_allclose(saved.pixel_rms(), bank.pixel_rms(), rtol=1e-6)
 
 
 def test_held_out_residuals_are_larger_than_in_sample_ones():
@@ -71,6 +76,8 @@ def test_held_out_residuals_are_larger_than_in_sample_ones():
     assert np.std(targets - held_out) == pytest.approx(0.1, rel=0.2)
 
 
-def test_a_missing_bank_file_names_the_command(tmp_path):
+def test_missing_files_are_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="refit-emulator"):
+        residuals.load_emulator_error(tmp_path / "absent.npz")
+    with pytest.raises(FileNotFoundError, match="absent"):
         residuals.load_residual_bank(tmp_path / "absent.npz")

@@ -16,7 +16,7 @@ def emulator():
 
 @pytest.fixture(scope="module")
 def bank():
-    return residuals.load_residual_bank()
+    return residuals.load_emulator_error()
 
 
 @pytest.fixture(scope="module")

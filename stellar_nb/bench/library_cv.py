@@ -100,7 +100,7 @@ def score_library_stars(model, loglam, flux, labels, *, seed=0):
     return table
 
 
-def cross_validate(config, *, folds=5, n=20_000, epochs=15, input_variant="continuum", seed=0):
+def cross_validate(config, *, folds=5, n=20_000, epochs=15, input_variant="paper", seed=0):
     """Run the folds (see the module docstring); returns the per-star table of all folds."""
     from stellar_nb import inference, libraries, simulate, train
 
@@ -143,7 +143,7 @@ def configure_parser(parser):
     parser.add_argument("--n", type=int, default=None, help="spectra per fold's survey (20,000)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per fold's model (15)")
     parser.add_argument(
-        "--input", default="continuum", choices=("paper", "continuum"), help="network input"
+        "--input", default="paper", choices=("paper", "continuum"), help="network input"
     )
     parser.add_argument("--out", help="write the per-star table as CSV")
     add_common_arguments(parser)

@@ -113,7 +113,7 @@ def score_spectra(model, spectra, reference, *, emulator=None, bank=None, n_draw
     from stellar_nb.simulate import residuals
 
     emulator = emulator or emulator_module.load_emulator()
-    bank = bank or residuals.load_residual_bank()
+    bank = bank or residuals.load_emulator_error()
 
     arrays = [[getattr(s, key) for s in spectra] for key in ("loglam", "flux", "ivar", "and_mask")]
     rv = np.array([predict.redshift_to_velocity(s.meta.get("z") or 0.0) for s in spectra])
@@ -214,7 +214,7 @@ def evaluate(model, *, lamost=None, quick=False, simulated=True, seed=0, config=
     from stellar_nb.simulate import residuals
 
     emulator = emulator_module.load_emulator()
-    bank = residuals.load_residual_bank()
+    bank = residuals.load_emulator_error()
     stars = {}
     if lamost is not None:
         spectra, labels = load_lamost(lamost, every=4 if quick else 1)

@@ -427,7 +427,7 @@ def _flags(spectrum, prediction, distance, reference, bad_pixels, rv_kms, emulat
 
 @functools.cache
 def _residual_bank():
-    return residuals.load_residual_bank()
+    return residuals.load_emulator_error()
 
 
 def analyse(spectrum, model, emulator, reference, *, grid=None, seed=0):

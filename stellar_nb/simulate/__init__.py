@@ -103,8 +103,8 @@ def configure_parser(parser):
     parser.add_argument(
         "--refit-emulator",
         action="store_true",
-        help="refit the emulator on MILES + STELIB and save it, with its held-out residual bank "
-        "(residuals.npz beside it)",
+        help="refit the emulator on MILES + STELIB and save it, with its error model "
+        "(emulator_error.npz beside it)",
     )
     parser.add_argument(
         "--validate-emulator",
@@ -154,7 +154,7 @@ def run(args):
         sizes=sizes,
         emulator=emulator,
         label_ranges=label_ranges or None,
-        residual_bank="shipped" if args.residuals else None,
+        residual_bank="fit" if args.residuals else None,
     )
     elapsed = time.perf_counter() - started
     size = sum(path.stat().st_size for path in out.rglob("*") if path.is_file())
@@ -186,11 +186,12 @@ def _emulator_command(args):
     if args.refit_emulator:
         path = emulator.save(args.emulator or emulator_module.DEFAULT_PATH)
         print(f"emulator written to {path} ({path.stat().st_size / 1e6:.2f} MB)")
-        bank_path = (
-            Path(args.emulator).with_name("residuals.npz")
+        error_path = (
+            Path(args.emulator).with_name("emulator_error.npz")
             if args.emulator
-            else residuals.DEFAULT_PATH
+            else residuals.ERROR_PATH
         )
-        bank = residuals.fit_residual_bank(degree=emulator.metadata["degree"]).save(bank_path)
-        print(f"held-out library residuals written to {bank} ({bank.stat().st_size / 1e6:.2f} MB)")
+        bank = residuals.fit_residual_bank(degree=emulator.metadata["degree"])
+        written = residuals.EmulatorError.from_bank(bank).save(error_path)
+        print(f"emulator error model (held-out library residual RMS) written to {written}")
     return 0

@@ -16,8 +16,10 @@ real spectra. The residual bank keeps those deviations so that the simulator can
 - A simulated star takes the residual of one of the :data:`NEIGHBOURS` library stars nearest to its
   labels (in units of 300 K, 0.4 dex, 0.5 dex), so the structure matches its spectral type.
 
-The bank ships as ``stellar_nb/resources/residuals.npz`` (float16); ``stellar-nb simulate
---refit-emulator`` rebuilds it with the emulator.
+The bank itself (5 MB) does not ship: :func:`fit_residual_bank` makes it in seconds from the
+library spectra. What ships is its per-pixel RMS, the emulator's error model
+(``stellar_nb/resources/emulator_error.npz``, :func:`load_emulator_error`), which ``stellar-nb
+simulate --refit-emulator`` rewrites with the emulator.
 
 What it is used for, as measured on the 1,339 real LAMOST DR10 stars of 4000-9000 K against LASP
 (issue 11 of the project): its per-pixel RMS (:meth:`ResidualBank.pixel_rms`) is the emulator's
@@ -36,9 +38,18 @@ import scipy.spatial
 from stellar_nb import emulator as emulator_module
 from stellar_nb import files
 
-__all__ = ["DEFAULT_PATH", "NEIGHBOURS", "ResidualBank", "fit_residual_bank", "load_residual_bank"]
+__all__ = [
+    "ERROR_PATH",
+    "NEIGHBOURS",
+    "EmulatorError",
+    "ResidualBank",
+    "fit_residual_bank",
+    "load_emulator_error",
+    "load_residual_bank",
+]
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "resources" / "residuals.npz"
+#: The shipped error model of the emulator (the residual bank's per-pixel RMS).
+ERROR_PATH = Path(__file__).resolve().parent.parent / "resources" / "emulator_error.npz"
 #: A simulated star draws its residual from one of this many nearest library stars (per library).
 NEIGHBOURS = 4
 _TREND_DEGREE = 5
@@ -200,12 +211,12 @@ class ResidualBank:
         )
 
 
-def load_residual_bank(path=None):
-    """Load a bank written by :meth:`ResidualBank.save`; by default the shipped one."""
-    path = Path(path) if path is not None else DEFAULT_PATH
+def load_residual_bank(path):
+    """Load a bank written by :meth:`ResidualBank.save`."""
+    path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"residual bank {path} not found; rebuild with 'stellar-nb simulate --refit-emulator'"
+            f"residual bank {path} not found; make one with fit_residual_bank()"
         )
     with np.load(path, allow_pickle=False) as data:
         return ResidualBank(
@@ -216,3 +227,48 @@ def load_residual_bank(path=None):
             data["red_labels"],
             json.loads(str(data["metadata"])),
         )
+
+
+class EmulatorError:
+    """The emulator's per-pixel error: the RMS of held-out real library stars around it.
+
+    Has the two members of :class:`ResidualBank` that :mod:`stellar_nb.trust` uses: ``loglam``
+    and :meth:`pixel_rms`.
+    """
+
+    def __init__(self, loglam, rms, metadata=None):
+        self.loglam = np.asarray(loglam, dtype=float)
+        self._rms = np.asarray(rms, dtype=float)
+        self.metadata = dict(metadata or {})
+
+    @classmethod
+    def from_bank(cls, bank):
+        """The error model of a :class:`ResidualBank`."""
+        return cls(bank.loglam, bank.pixel_rms(), bank.metadata)
+
+    def pixel_rms(self):
+        """(npix,) RMS of ln(real / emulated) on :attr:`loglam`."""
+        return self._rms
+
+    def save(self, path):
+        """Write ``loglam``, ``rms`` and the metadata as ``.npz``, atomically."""
+        return files.atomic_write(
+            path,
+            lambda temporary: np.savez_compressed(
+                temporary,
+                loglam=self.loglam,
+                rms=self._rms.astype(np.float32),
+                metadata=np.array(json.dumps(self.metadata)),
+            ),
+        )
+
+
+def load_emulator_error(path=None):
+    """Load an :class:`EmulatorError` (by default the shipped one, :data:`ERROR_PATH`)."""
+    path = Path(path) if path is not None else ERROR_PATH
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"emulator error model {path} not found; rebuild with 'stellar-nb simulate --refit-emulator'"
+        )
+    with np.load(path, allow_pickle=False) as data:
+        return EmulatorError(data["loglam"], data["rms"], json.loads(str(data["metadata"])))

@@ -274,9 +274,10 @@ def simulate_survey(
         Default: the shipped one.
     label_ranges : dict, optional
         label -> (lo, hi) to narrow :data:`LABEL_RANGES`; must lie inside the emulator's bounds.
-    residual_bank : stellar_nb.simulate.residuals.ResidualBank, "shipped" or None
+    residual_bank : stellar_nb.simulate.residuals.ResidualBank, "fit" or None
         Held-out library residuals put on each emulated spectrum
-        (:mod:`stellar_nb.simulate.residuals`). ``None`` (the default) gives the emulator's mean
+        (:mod:`stellar_nb.simulate.residuals`; "fit" makes them from the library spectra, which
+        needs ``sdss-mangadap``). ``None`` (the default) gives the emulator's mean
         spectra: models trained with the residuals did worse on real LAMOST stars (see the
         module docstring of :mod:`stellar_nb.simulate.residuals`).
 
@@ -303,11 +304,11 @@ def simulate_survey(
     emulator = emulator or emulator_module.load_emulator()
     check_label_ranges(label_ranges, emulator)
     if isinstance(residual_bank, str):
-        if residual_bank != "shipped":
+        if residual_bank != "fit":
             raise ValueError(
-                f"residual_bank must be a ResidualBank, 'shipped' or None, got {residual_bank!r}"
+                f"residual_bank must be a ResidualBank, 'fit' or None, got {residual_bank!r}"
             )
-        residual_bank = residuals.load_residual_bank()
+        residual_bank = residuals.fit_residual_bank(degree=emulator.metadata.get("degree", 4))
     star = _draw_survey(n, int(seed), emulator, label_ranges, residual_bank)
     bounds = np.cumsum((0, *sizes))
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
