@@ -8,6 +8,8 @@ spectra and wrong on real ones teaches something false. This benchmark scores on
   ``--lamost DIR``. Only stars of :data:`TEFF_RANGE` (the paper's label range) are scored. LASP is
   another pipeline's estimate, not truth: against SSPP it scatters by about 100 K, 0.1-0.15 dex
   ([Fe/H]) and 0.15-0.2 dex (log g), so an error near those figures is as good as any model can show.
+  The stars are split in two by a hash of their OBSID: ``LAMOST cal`` may calibrate the model's
+  real-star sigma term (``--calibrate``), ``LAMOST val`` stays held out of it.
 - **simulated**: the test split of the default simulated survey (true labels).
 
 and prints, for each and per Teff/log g class and S/N bin: per-label MAE, median bias, robust
