@@ -78,6 +78,16 @@ def _held_out(fit, predict, features, targets, n_folds, seed):
     return predicted
 
 
+def _save_npz(path, metadata, **arrays):
+    """Write ``arrays`` and the JSON ``metadata`` as a compressed ``.npz``, atomically."""
+    return files.atomic_write(
+        path,
+        lambda temporary: np.savez_compressed(
+            temporary, metadata=np.array(json.dumps(metadata)), **arrays
+        ),
+    )
+
+
 def fit_residual_bank(n_folds=5, seed=0, degree=4, red_degree=2):
     """Held-out residuals of MILES (blue) and STELIB (red) stars against the emulator's model.
 
@@ -197,17 +207,14 @@ class ResidualBank:
 
     def save(self, path):
         """Write the bank as float16 ``.npz``, atomically."""
-        return files.atomic_write(
+        return _save_npz(
             path,
-            lambda temporary: np.savez_compressed(
-                temporary,
-                loglam=self.loglam,
-                blue=self.blue.astype(np.float16),
-                red=self.red.astype(np.float16),
-                blue_labels=self.blue_labels,
-                red_labels=self.red_labels,
-                metadata=np.array(json.dumps(self.metadata)),
-            ),
+            self.metadata,
+            loglam=self.loglam,
+            blue=self.blue.astype(np.float16),
+            red=self.red.astype(np.float16),
+            blue_labels=self.blue_labels,
+            red_labels=self.red_labels,
         )
 
 
@@ -252,15 +259,7 @@ class EmulatorError:
 
     def save(self, path):
         """Write ``loglam``, ``rms`` and the metadata as ``.npz``, atomically."""
-        return files.atomic_write(
-            path,
-            lambda temporary: np.savez_compressed(
-                temporary,
-                loglam=self.loglam,
-                rms=self._rms.astype(np.float32),
-                metadata=np.array(json.dumps(self.metadata)),
-            ),
-        )
+        return _save_npz(path, self.metadata, loglam=self.loglam, rms=self._rms.astype(np.float32))
 
 
 def load_emulator_error(path=None):
