@@ -22,8 +22,8 @@ __all__ = ["Dashboard"]
 
 UNCERTAINTY_NOTE = (
     "Uncertainties: spread of the predictions over noise realisations drawn from the spectrum's "
-    "own inverse variance, added in quadrature to a per-label model error calibrated on the "
-    "validation split (68% coverage)."
+    "own inverse variance, added in quadrature to a per-label model error: one part calibrated on "
+    "the simulated validation split, one on real LAMOST stars (68% of those within 1 sigma)."
 )
 
 
@@ -74,7 +74,7 @@ class Dashboard:
         self.star_id.continuous_update = False
         self.upload = upload.SpectrumUpload(
             max_bytes=compute.MAX_UPLOAD_BYTES,
-            description=f"SDSS spec FITS, up to {compute.MAX_UPLOAD_BYTES // 2**20} MB",
+            description=f"SDSS or LAMOST FITS, up to {compute.MAX_UPLOAD_BYTES // 2**20} MB",
         )
         self.upload.on_file(self.load_upload)
         self.sdss_id = ipywidgets.Text(

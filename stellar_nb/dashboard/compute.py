@@ -508,7 +508,8 @@ def predict_with_uncertainty(model, spectrum, rv_kms, *, n_draws=N_DRAWS, seed=0
     The method of :meth:`stellar_nb.inference.NumpyModel.predict_with_uncertainty` (noise
     resampling): the spread of the predictions over ``n_draws`` copies of the spectrum with
     Gaussian noise of standard deviation ``1 / sqrt(ivar)`` added (none where ``ivar = 0``), in
-    quadrature with the model's per-label ``sigma_model`` calibrated on the validation split.
+    quadrature with the model's per-label ``sigma_model`` (simulated validation split and real-star
+    terms, :mod:`stellar_nb.inference`).
     Here the copies go through the model as one batch, which is several times faster for one star.
 
     Returns
