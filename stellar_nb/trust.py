@@ -247,10 +247,7 @@ def table(prediction, spectra, rv_kms, *, emulator=None, bank=None, fatal_bits=N
     rows = []
     for labels, spectrum, rv in zip(prediction, spectra, rv_kms, strict=True):
         ivar = np.asarray(spectrum["ivar"], dtype=float)
-        mask = spectrum.get("mask")
-        bad = ivar <= 0
-        if mask is not None:
-            bad |= (np.asarray(mask).astype(np.int64) & fatal_bits) != 0
+        bad = preprocess.bad_pixels(ivar, spectrum.get("mask"), fatal_bits=fatal_bits)
         flags = check(
             labels,
             loglam=spectrum["loglam"],

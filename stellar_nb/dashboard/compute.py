@@ -464,9 +464,7 @@ def analyse(spectrum, model, emulator, reference, *, grid=None, seed=0):
         rv_kms = float(reference.test.rv_adop.iloc[position])
     else:
         rv_kms = rv_from_z(meta.get("z"))
-    bad_pixels = (spectrum.ivar <= 0) | (
-        (spectrum.and_mask.astype(np.int64) & preprocess.FATAL_AND_MASK) != 0
-    )
+    bad_pixels = preprocess.bad_pixels(spectrum.ivar, spectrum.and_mask)
     if bad_pixels.all():
         raise DashboardInputError(
             f"{meta.get('path', 'spectrum')}: every pixel is masked; nothing to analyse"
