@@ -41,6 +41,7 @@ __all__ = [
     "calibrate_sigma",
     "calibrate_systematic",
     "export_weights",
+    "in_schema_order",
     "load_pretrained",
     "pretrained_dir",
     "read_manifest",
@@ -468,6 +469,12 @@ def calibrate_systematic(model_dir, residuals, noise_sigma, *, source, coverage=
     manifest["files"]["metrics.json"] = sha256sum(model_dir / "metrics.json")
     write_json(model_dir / MANIFEST, manifest)
     return systematic
+
+
+def in_schema_order(model, values):
+    """Columns of ``values`` (in ``model.labels`` order) reordered to :data:`stellar_nb.schema.LABELS`."""
+    order = [list(getattr(model, "labels", schema.LABELS)).index(label) for label in schema.LABELS]
+    return np.asarray(values)[..., order]
 
 
 def pretrained_dir():

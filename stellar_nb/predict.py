@@ -147,7 +147,7 @@ def _predict_rows(model, rows, uncertainty, n_draws, seed, checks):
     else:
         prediction, sigma = model.predict(spectra), None
     prediction = np.where(flags[:, None] == 0, prediction, np.nan)
-    labels = _in_schema_order(model, prediction)
+    labels = inference.in_schema_order(model, prediction)
     observed = [
         {**row, "loglam": loglam, "flux": flux, "ivar": ivar, "mask": mask}
         for row, loglam, flux, ivar, mask in zip(rows, *arrays, strict=True)
@@ -166,13 +166,6 @@ def _predict_rows(model, rows, uncertainty, n_draws, seed, checks):
         for flag, names in zip(flags, trusted["flags"], strict=True)
     ]
     return table
-
-
-def _in_schema_order(model, values):
-    """(n, 3) labels in :data:`stellar_nb.schema.LABELS` order from the model's output order."""
-    values = np.asarray(values, dtype=float)
-    columns = [list(model.labels).index(label) for label in schema.LABELS]
-    return values[:, columns]
 
 
 def configure_parser(parser):

@@ -27,7 +27,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from stellar_nb import emulator as emulator_module
-from stellar_nb import preprocess, schema, trust
+from stellar_nb import inference, preprocess, schema, trust
 from stellar_nb.data import fits, tables
 from stellar_nb.simulate import residuals
 
@@ -217,7 +217,7 @@ def build_reference(survey_dir, model, cache_dir, *, batch_size=1024):
             keep = flags == 0
             part = frame.loc[keep, list(REFERENCE_COLUMNS)].reset_index(drop=True)
             part["row"] = row + np.flatnonzero(keep)
-            predicted = _in_label_order(model, model.predict(X[keep]))
+            predicted = inference.in_schema_order(model, model.predict(X[keep]))
             for i, label in enumerate(schema.LABELS):
                 part[f"pred_{label}"] = predicted[:, i]
             part["distance"] = scoring.distance(X[keep])
@@ -233,12 +233,6 @@ def build_reference(survey_dir, model, cache_dir, *, batch_size=1024):
     os.replace(temporary, folder / "stars.parquet")
     os.replace(folder / "reference.part.npz", folder / "reference.npz")
     return _reference_from_arrays(arrays, folder / "stars.parquet")
-
-
-def _in_label_order(model, values):
-    """Columns of ``values`` (in ``model.labels`` order) reordered to :data:`stellar_nb.schema.LABELS`."""
-    order = [list(getattr(model, "labels", schema.LABELS)).index(label) for label in schema.LABELS]
-    return np.asarray(values)[..., order]
 
 
 def _reference_from_arrays(data, stars_path, *, columns=True):
@@ -540,7 +534,7 @@ def predict_with_uncertainty(model, spectrum, rv_kms, *, n_draws=N_DRAWS, seed=0
         raise DashboardInputError(
             f"{spectrum.meta.get('path', 'spectrum')}: cannot be preprocessed ({problems})"
         )
-    predictions = _in_label_order(model, model.predict(X[flags == 0]))
+    predictions = inference.in_schema_order(model, model.predict(X[flags == 0]))
     sigma_model = getattr(model, "sigma_model", {})
     model_term = np.array([sigma_model.get(label, 0.0) for label in schema.LABELS])
     spread = predictions[1:].std(axis=0, ddof=1) if len(predictions) > 2 else np.zeros(3)
