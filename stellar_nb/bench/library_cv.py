@@ -64,7 +64,7 @@ def library_stars():
 
 def score_library_stars(model, loglam, flux, labels, *, seed=0):
     """Predict library stars observed at S/N :data:`SNR` with tellurics masked; per-star table."""
-    from stellar_nb import libraries
+    from stellar_nb import inference, libraries
     from stellar_nb.bench import real_stars
 
     rng = np.random.default_rng(seed)
@@ -86,17 +86,14 @@ def score_library_stars(model, loglam, flux, labels, *, seed=0):
         [loglam] * count, fluxes, ivars, None, np.zeros(count), n_draws=8, seed=seed
     )
     reference = labels[list(schema.LABELS)].to_numpy(float)
-    table = pd.DataFrame(
-        {
-            "name": labels["name"].to_numpy(),
-            **{f"ref_{label}": reference[:, k] for k, label in enumerate(schema.LABELS)},
-            **{f"pred_{label}": prediction[:, k] for k, label in enumerate(schema.LABELS)},
-            **{f"sigma_{label}": sigma[:, k] for k, label in enumerate(schema.LABELS)},
-            "snr": SNR,
-            "group": real_stars.group_of(reference),
-            "flagged": False,
-        }
+    table = real_stars.star_table(
+        reference,
+        inference.in_schema_order(model, prediction),
+        inference.in_schema_order(model, sigma),
+        SNR,
     )
+    table.insert(0, "name", labels["name"].to_numpy())
+    table["flagged"] = False
     return table
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "load_lamost",
     "run",
     "score_spectra",
+    "star_table",
     "summarise",
 ]
 
@@ -111,7 +112,7 @@ def score_spectra(model, spectra, reference, *, emulator=None, bank=None, n_draw
         columns and ``flagged`` (any flag raised).
     """
     from stellar_nb import emulator as emulator_module
-    from stellar_nb import predict, trust
+    from stellar_nb import inference, predict, trust
     from stellar_nb.simulate import residuals
 
     emulator = emulator or emulator_module.load_emulator()
@@ -128,18 +129,26 @@ def score_spectra(model, spectra, reference, *, emulator=None, bank=None, n_draw
         }
         for s in spectra
     ]  # fmt: skip
+    prediction = inference.in_schema_order(model, prediction)
+    sigma = inference.in_schema_order(model, sigma)
     flags = trust.table(prediction, rows, rv, emulator=emulator, bank=bank)
+    snr = [float(s.meta.get("snr") or 0.0) for s in spectra]
+    return pd.concat([star_table(reference, prediction, sigma, snr), flags], axis=1)
+
+
+def star_table(reference, prediction, sigma, snr):
+    """Per-star columns ``ref_*``, ``pred_*``, ``sigma_*`` (:data:`~stellar_nb.schema.LABELS`
+    order), ``snr`` and ``group`` (:func:`group_of` the reference labels), as :func:`summarise` reads."""
     reference = np.asarray(reference, dtype=float)
-    table = pd.DataFrame(
+    return pd.DataFrame(
         {
             **{f"ref_{label}": reference[:, k] for k, label in enumerate(schema.LABELS)},
             **{f"pred_{label}": prediction[:, k] for k, label in enumerate(schema.LABELS)},
             **{f"sigma_{label}": sigma[:, k] for k, label in enumerate(schema.LABELS)},
-            "snr": [float(s.meta.get("snr") or 0.0) for s in spectra],
+            "snr": snr,
             "group": group_of(reference),
         }
     )
-    return pd.concat([table, flags], axis=1)
 
 
 def _metrics(frame):
