@@ -122,7 +122,10 @@ def predict_files(model, paths, *, uncertainty=False, n_draws=16, seed=0):
     from stellar_nb.data import fits
     from stellar_nb.simulate import residuals
 
-    checks = {"emulator": emulator_module.load_emulator(), "bank": residuals.load_emulator_error()}
+    checks = {
+        "emulator": emulator_module.load_emulator(),
+        "emulator_error": residuals.load_emulator_error(),
+    }
     tables, failures = [], []
     for path in paths:
         try:

@@ -17,7 +17,7 @@ and a one-line detail for people:
   The statistic is the mean over good pixels of ``(f - m)^2 / (1/ivar + (e m)^2)`` with ``m``
   the emulated spectrum Doppler-shifted and multiplied by the best calibration polynomial
   (:func:`stellar_nb.emulator.fit_to_observed`), and ``e`` the emulator's own per-pixel error,
-  the RMS of held-out real library stars (:meth:`stellar_nb.simulate.residuals.ResidualBank.pixel_rms`).
+  the RMS of held-out real library stars (:func:`stellar_nb.simulate.residuals.load_emulator_error`).
   A star like the training stars has a value near 1; the flag is raised above :data:`MISFIT_LIMIT`.
 - **far from the training set**: only where the caller gives a distance and its threshold (the
   dashboard's principal-component distance).
@@ -72,13 +72,15 @@ def column_name(flag_name):
     return "flag_" + re.sub(r"[^a-z0-9]+", "_", flag_name.lower()).strip("_")
 
 
-def _pixel_error(bank, rest_loglam):
-    if bank is None:
+def _pixel_error(emulator_error, rest_loglam):
+    if emulator_error is None:
         return np.zeros(rest_loglam.shape)
-    return np.interp(rest_loglam, bank.loglam, bank.pixel_rms(), left=0.0, right=0.0)
+    return np.interp(
+        rest_loglam, emulator_error.loglam, emulator_error.pixel_rms(), left=0.0, right=0.0
+    )
 
 
-def misfit(emulator, labels, loglam, flux, ivar, rv_kms, *, good=None, bank=None):
+def misfit(emulator, labels, loglam, flux, ivar, rv_kms, *, good=None, emulator_error=None):
     """The misfit statistic of one spectrum against the emulator at ``labels`` (see the module docstring).
 
     Labels are clipped into the emulator's box first. Returns NaN when fewer than 50 good
@@ -98,7 +100,7 @@ def misfit(emulator, labels, loglam, flux, ivar, rv_kms, *, good=None, bank=None
     if good.sum() < 50:
         return np.nan
     rest = loglam - emulator_module.doppler_loglam_shift(rv_kms)
-    error = _pixel_error(bank, rest)
+    error = _pixel_error(emulator_error, rest)
     variance = 1.0 / ivar[good] + (error[good] * model[good]) ** 2
     return float(np.mean((flux[good] - model[good]) ** 2 / variance))
 
@@ -115,7 +117,7 @@ def check(
     objclass=None,
     subclass=None,
     emulator=None,
-    bank=None,
+    emulator_error=None,
     grid=None,
     label_ranges=None,
     distance=None,
@@ -139,8 +141,9 @@ def check(
         The survey pipeline's CLASS and SUBCLASS.
     emulator : stellar_nb.emulator.Emulator, optional
         Needed for the misfit and support checks; without it they are not raised.
-    bank : stellar_nb.simulate.residuals.ResidualBank, optional
-        The emulator's per-pixel error for the misfit statistic.
+    emulator_error : stellar_nb.simulate.residuals.EmulatorError, optional
+        The emulator's per-pixel error for the misfit statistic (a ``ResidualBank`` serves too);
+        without it only the noise counts.
     grid : numpy.ndarray, optional
         The model's wavelength grid (the paper's by default), for the coverage check.
     label_ranges : dict, optional
@@ -199,7 +202,14 @@ def check(
     value = np.nan
     if emulator is not None and np.all(np.isfinite(prediction)):
         value = misfit(
-            emulator, prediction, loglam, flux, ivar, rv_kms, good=~bad_pixels, bank=bank
+            emulator,
+            prediction,
+            loglam,
+            flux,
+            ivar,
+            rv_kms,
+            good=~bad_pixels,
+            emulator_error=emulator_error,
         )
     flags.append((
         "misfit", bool(np.isfinite(value) and value > MISFIT_LIMIT),
@@ -216,7 +226,7 @@ def check(
     ]
 
 
-def table(prediction, spectra, rv_kms, *, emulator=None, bank=None, fatal_bits=None):
+def table(prediction, spectra, rv_kms, *, emulator=None, emulator_error=None, fatal_bits=None):
     """Trust flags of many predictions as a table: one boolean ``flag_*`` column per flag.
 
     Parameters
@@ -228,7 +238,7 @@ def table(prediction, spectra, rv_kms, *, emulator=None, bank=None, fatal_bits=N
         ``snr``, ``objclass``, ``subclass``.
     rv_kms : array_like
         (n,) radial velocities.
-    emulator, bank
+    emulator, emulator_error
         As for :func:`check`.
     fatal_bits : int, optional
         and_mask bits that make a pixel bad (default: the preprocessing's).
@@ -259,7 +269,7 @@ def table(prediction, spectra, rv_kms, *, emulator=None, bank=None, fatal_bits=N
             objclass=spectrum.get("objclass"),
             subclass=spectrum.get("subclass"),
             emulator=emulator,
-            bank=bank,
+            emulator_error=emulator_error,
         )
         row = {column_name(flag["name"]): flag["raised"] for flag in flags}
         row["misfit"] = next(flag["value"] for flag in flags if flag["name"] == "misfit")

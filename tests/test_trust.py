@@ -15,7 +15,7 @@ def emulator():
 
 
 @pytest.fixture(scope="module")
-def bank():
+def emulator_error():
     return residuals.load_emulator_error()
 
 
@@ -26,7 +26,7 @@ def star(quick_survey):
     return row
 
 
-def _check(row, prediction, emulator, bank, **changes):
+def _check(row, prediction, emulator, emulator_error, **changes):
     arguments = {
         "loglam": row.loglam.astype(float),
         "flux": row.flux,
@@ -37,7 +37,7 @@ def _check(row, prediction, emulator, bank, **changes):
         "objclass": "STAR",
         "subclass": "F5",
         "emulator": emulator,
-        "bank": bank,
+        "emulator_error": emulator_error,
     }
     arguments.update(changes)
     return {flag["name"]: flag for flag in trust.check(prediction, **arguments)}
@@ -53,8 +53,8 @@ def test_column_names():
     assert len({trust.column_name(name) for name in trust.FLAG_NAMES}) == len(trust.FLAG_NAMES)
 
 
-def test_a_simulated_star_at_its_true_labels_is_trusted(star, emulator, bank):
-    flags = _check(star, _truth(star), emulator, bank)
+def test_a_simulated_star_at_its_true_labels_is_trusted(star, emulator, emulator_error):
+    flags = _check(star, _truth(star), emulator, emulator_error)
     assert list(flags) == list(trust.FLAG_NAMES[:-1])  # no distance given: no distance flag
     assert not any(flag["raised"] for flag in flags.values())
     # the misfit statistic is about 1 for a spectrum the emulator describes
@@ -62,32 +62,32 @@ def test_a_simulated_star_at_its_true_labels_is_trusted(star, emulator, bank):
     assert flags["short coverage"]["value"] > trust.MIN_COVERAGE
 
 
-def test_wrong_labels_give_a_misfit(star, emulator, bank):
+def test_wrong_labels_give_a_misfit(star, emulator, emulator_error):
     wrong = _truth(star) + np.array([1500.0, 0.8, -1.5])
     wrong = np.clip(wrong, [4100, -3.5, 0.5], [9000, 0.5, 4.8])
-    flags = _check(star, wrong, emulator, bank)
+    flags = _check(star, wrong, emulator, emulator_error)
     assert flags["misfit"]["raised"] and flags["misfit"]["value"] > trust.MISFIT_LIMIT
 
 
-def test_each_flag_is_raised_by_its_cause(star, emulator, bank):
+def test_each_flag_is_raised_by_its_cause(star, emulator, emulator_error):
     truth = _truth(star)
-    assert _check(star, truth, emulator, bank, snr=5.0)["low S/N"]["raised"]
-    assert _check(star, truth, emulator, bank, objclass="GALAXY")["not a star"]["raised"]
+    assert _check(star, truth, emulator, emulator_error, snr=5.0)["low S/N"]["raised"]
+    assert _check(star, truth, emulator, emulator_error, objclass="GALAXY")["not a star"]["raised"]
     for subclass in ("WDhotter", "CV", "M3", "B6", "Carbon"):
-        flags = _check(star, truth, emulator, bank, subclass=subclass)
+        flags = _check(star, truth, emulator, emulator_error, subclass=subclass)
         assert flags["non-FGK subclass"]["raised"], subclass
     for subclass in ("F5", "G2", "K1", "A7V", ""):
-        assert not _check(star, truth, emulator, bank, subclass=subclass)["non-FGK subclass"][
-            "raised"
-        ]
+        assert not _check(star, truth, emulator, emulator_error, subclass=subclass)[
+            "non-FGK subclass"
+        ]["raised"]
     dead = np.arange(star.ivar.size) % 3 == 0
-    assert _check(star, truth, emulator, bank, bad_pixels=dead)["masked pixels"]["raised"]
+    assert _check(star, truth, emulator, emulator_error, bad_pixels=dead)["masked pixels"]["raised"]
     wavelength = 10.0 ** star.loglam.astype(float)
     blue_only = wavelength > 5000.0
-    flags = _check(star, truth, emulator, bank, bad_pixels=blue_only)
+    flags = _check(star, truth, emulator, emulator_error, bad_pixels=blue_only)
     assert flags["short coverage"]["raised"] and flags["short coverage"]["value"] < 0.5
     edge = np.array([9180.0, truth[1], truth[2]])
-    assert _check(star, edge, emulator, bank)["labels at the training edge"]["raised"]
+    assert _check(star, edge, emulator, emulator_error)["labels at the training edge"]["raised"]
     distant = trust.check(
         truth, loglam=star.loglam, flux=star.flux, ivar=star.ivar, bad_pixels=star.ivar <= 0,
         rv_kms=star.rv_adop, snr=star.snr, distance=3.0, distance_threshold=2.0,
@@ -95,14 +95,18 @@ def test_each_flag_is_raised_by_its_cause(star, emulator, bank):
     assert distant[-1]["name"] == "far from the training set" and distant[-1]["raised"]
 
 
-def test_table_has_one_column_per_flag(star, emulator, bank):
+def test_table_has_one_column_per_flag(star, emulator, emulator_error):
     spectrum = {
         "loglam": star.loglam, "flux": star.flux, "ivar": star.ivar, "mask": star["mask"],
         "snr": star.snr, "objclass": "STAR", "subclass": "",
     }  # fmt: skip
     predictions = np.vstack([_truth(star), [9180.0, -0.5, 4.0]])
     table = trust.table(
-        predictions, [spectrum, spectrum], [star.rv_adop] * 2, emulator=emulator, bank=bank
+        predictions,
+        [spectrum, spectrum],
+        [star.rv_adop] * 2,
+        emulator=emulator,
+        emulator_error=emulator_error,
     )
     assert list(table["flagged"]) == [False, True]
     assert table["flag_labels_at_the_training_edge"].tolist() == [False, True]
@@ -110,7 +114,7 @@ def test_table_has_one_column_per_flag(star, emulator, bank):
     assert table["misfit"].notna().all()
 
 
-def test_the_real_hot_white_dwarf_is_flagged(sdss_fixtures, emulator, bank):
+def test_the_real_hot_white_dwarf_is_flagged(sdss_fixtures, emulator, emulator_error):
     from stellar_nb import inference, predict
 
     spectrum = fits.read_spectrum(sdss_fixtures / "spec-0266-51602-0031.fits")
@@ -127,7 +131,7 @@ def test_the_real_hot_white_dwarf_is_flagged(sdss_fixtures, emulator, bank):
             prediction, loglam=spectrum.loglam, flux=spectrum.flux, ivar=spectrum.ivar,
             bad_pixels=spectrum.ivar <= 0, rv_kms=rv, snr=spectrum.meta["snr"],
             objclass=spectrum.meta["objclass"], subclass=spectrum.meta["subclass"],
-            emulator=emulator, bank=bank,
+            emulator=emulator, emulator_error=emulator_error,
         )
     }  # fmt: skip
     assert flags["non-FGK subclass"]["raised"]

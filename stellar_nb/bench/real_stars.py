@@ -92,7 +92,9 @@ def group_of(labels):
     return np.char.add(letter, np.where(logg >= 3.5, "V", "III"))
 
 
-def score_spectra(model, spectra, reference, *, emulator=None, bank=None, n_draws=16, seed=0):
+def score_spectra(
+    model, spectra, reference, *, emulator=None, emulator_error=None, n_draws=16, seed=0
+):
     """Predict, attach uncertainties and trust flags, and compare with reference labels.
 
     Parameters
@@ -102,7 +104,7 @@ def score_spectra(model, spectra, reference, *, emulator=None, bank=None, n_draw
         ``meta["z"]`` gives the radial velocity (relativistic).
     reference : array_like
         (n, 3) reference labels (teff, feh, logg).
-    emulator, bank
+    emulator, emulator_error
         For the misfit flag (:func:`stellar_nb.trust.check`); the shipped ones by default.
 
     Returns
@@ -116,7 +118,7 @@ def score_spectra(model, spectra, reference, *, emulator=None, bank=None, n_draw
     from stellar_nb.simulate import residuals
 
     emulator = emulator or emulator_module.load_emulator()
-    bank = bank or residuals.load_emulator_error()
+    emulator_error = emulator_error or residuals.load_emulator_error()
 
     arrays = [[getattr(s, key) for s in spectra] for key in ("loglam", "flux", "ivar", "and_mask")]
     rv = np.array([predict.redshift_to_velocity(s.meta.get("z") or 0.0) for s in spectra])
@@ -131,7 +133,7 @@ def score_spectra(model, spectra, reference, *, emulator=None, bank=None, n_draw
     ]  # fmt: skip
     prediction = inference.in_schema_order(model, prediction)
     sigma = inference.in_schema_order(model, sigma)
-    flags = trust.table(prediction, rows, rv, emulator=emulator, bank=bank)
+    flags = trust.table(prediction, rows, rv, emulator=emulator, emulator_error=emulator_error)
     snr = [float(s.meta.get("snr") or 0.0) for s in spectra]
     return pd.concat([star_table(reference, prediction, sigma, snr), flags], axis=1)
 
@@ -186,7 +188,7 @@ def summarise(table, name):
     return pd.DataFrame([{"set": name, "group": g, **_metrics(part)} for g, part in groups])
 
 
-def _simulated(model, survey, count, seed, emulator, bank):
+def _simulated(model, survey, count, seed, emulator, emulator_error):
     from stellar_nb import emulator as emulator_module
     from stellar_nb.data import fits, tables
 
@@ -207,7 +209,9 @@ def _simulated(model, survey, count, seed, emulator, bank):
         for row in frame.itertuples(index=False)
     ]
     reference = frame[list(schema.TRUE_COLUMNS)].to_numpy(float)
-    return score_spectra(model, spectra, reference, emulator=emulator, bank=bank, seed=seed)
+    return score_spectra(
+        model, spectra, reference, emulator=emulator, emulator_error=emulator_error, seed=seed
+    )
 
 
 def evaluate(model, *, lamost=None, quick=False, simulated=True, seed=0, config=None):
@@ -225,7 +229,7 @@ def evaluate(model, *, lamost=None, quick=False, simulated=True, seed=0, config=
     from stellar_nb.simulate import residuals
 
     emulator = emulator_module.load_emulator()
-    bank = residuals.load_emulator_error()
+    emulator_error = residuals.load_emulator_error()
     stars = {}
     if lamost is not None:
         spectra, labels = load_lamost(lamost, every=4 if quick else 1)
@@ -233,7 +237,12 @@ def evaluate(model, *, lamost=None, quick=False, simulated=True, seed=0, config=
         inside = (reference[:, 0] >= TEFF_RANGE[0]) & (reference[:, 0] <= TEFF_RANGE[1])
         spectra = [s for s, keep in zip(spectra, inside, strict=True) if keep]
         table = score_spectra(
-            model, spectra, reference[inside], emulator=emulator, bank=bank, seed=seed
+            model,
+            spectra,
+            reference[inside],
+            emulator=emulator,
+            emulator_error=emulator_error,
+            seed=seed,
         )
         table.insert(0, "file", labels["file"][inside].to_numpy())
         half = _calibration_half(labels[inside])
@@ -241,7 +250,9 @@ def evaluate(model, *, lamost=None, quick=False, simulated=True, seed=0, config=
         stars["LAMOST val"] = table[~half].reset_index(drop=True)
     if simulated:
         survey = simulate.default_survey(config)
-        stars["simulated"] = _simulated(model, survey, 500 if quick else 3000, seed, emulator, bank)
+        stars["simulated"] = _simulated(
+            model, survey, 500 if quick else 3000, seed, emulator, emulator_error
+        )
     summary = pd.concat([summarise(table, name) for name, table in stars.items()])
     return summary.reset_index(drop=True), stars
 

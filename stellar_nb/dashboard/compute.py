@@ -412,7 +412,7 @@ def _flags(spectrum, prediction, distance, reference, bad_pixels, rv_kms, emulat
         objclass=spectrum.meta.get("objclass"),
         subclass=spectrum.meta.get("subclass"),
         emulator=emulator,
-        bank=_residual_bank(),
+        emulator_error=_emulator_error(),
         label_ranges=reference.label_ranges,
         distance=distance,
         distance_threshold=reference.distance_threshold,
@@ -420,7 +420,7 @@ def _flags(spectrum, prediction, distance, reference, bad_pixels, rv_kms, emulat
 
 
 @functools.cache
-def _residual_bank():
+def _emulator_error():
     return residuals.load_emulator_error()
 
 
