@@ -42,9 +42,11 @@ __all__ = [
     "SDSS_RESOLUTION",
     "TELLURIC_BANDS",
     "fit_emulator",
+    "held_out_predictions",
     "library_grid",
     "load_miles",
     "load_stelib",
+    "miles_ln_flux",
     "realism",
     "templates_dir",
     "vacuum_to_air",
@@ -301,15 +303,39 @@ def realism(ln_emulated, ln_real, loglam, window=REALISM_WINDOW, degree=5):
     return np.sqrt(np.mean(difference**2, axis=1)), loglam[inside], difference
 
 
-def _cross_validate(ln_flux, table, loglam, degree, n_folds, seed):
-    folds = np.random.default_rng(seed).integers(0, n_folds, len(table))
-    exponents = emulator.monomial_exponents(degree)
-    predicted = np.empty_like(ln_flux)
+def held_out_predictions(fit, features, targets, n_folds, seed):
+    """Cross-validated ``features @ fit(features, targets)``: each row from a fit that did not see it.
+
+    Rows go to ``n_folds`` folds at random (``seed``); ``fit(features, targets)`` returns the
+    coefficients (:func:`_ridge`, :func:`_masked_fit`).
+    """
+    folds = np.random.default_rng(seed).integers(0, n_folds, len(targets))
+    predicted = np.full_like(targets, np.nan)
     for fold in range(n_folds):
         train = folds != fold
-        coefficients = _ridge(emulator.design_matrix(table[train], exponents), ln_flux[train])
-        predicted[~train] = emulator.design_matrix(table[~train], exponents) @ coefficients
+        predicted[~train] = features[~train] @ fit(features[train], targets[train])
+    return predicted
+
+
+def _cross_validate(ln_flux, table, loglam, degree, n_folds, seed):
+    features = emulator.design_matrix(table, emulator.monomial_exponents(degree))
+    predicted = held_out_predictions(_ridge, features, ln_flux, n_folds, seed)
     return realism(predicted, ln_flux, loglam)
+
+
+def miles_ln_flux(exclude=()):
+    """MILES stars of :data:`FIT_RANGE` with positive flux: ``(loglam, ln flux, labels (n, 3))``.
+
+    The flux is normalised to a mean of 1 over :data:`NORM_WINDOW`, as the emulator's is;
+    ``exclude`` names stars to leave out.
+    """
+    loglam, flux, labels = load_miles()
+    flux, table = _select(flux, labels, exclude)
+    positive = np.all(flux > 0, axis=1)
+    flux, table = flux[positive], table[positive]
+    wavelength = 10.0**loglam
+    norm = (wavelength >= NORM_WINDOW[0]) & (wavelength <= NORM_WINDOW[1])
+    return loglam, np.log(flux / flux[:, norm].mean(axis=1, keepdims=True)), table
 
 
 def _stelib_ln_flux(loglam, flux):
@@ -371,13 +397,7 @@ def fit_emulator(candidates=(2, 3, 4), red_degree=2, n_folds=5, seed=0, exclude=
         Held-out realism per degree, per star and per wavelength for the chosen degree.
     """
     loglam = library_grid()
-    miles_loglam, miles_flux, miles_labels = load_miles()
-    miles_flux, miles_table = _select(miles_flux, miles_labels, exclude)
-    positive = np.all(miles_flux > 0, axis=1)
-    miles_flux, miles_table = miles_flux[positive], miles_table[positive]
-    wavelength = 10.0**miles_loglam
-    norm = (wavelength >= NORM_WINDOW[0]) & (wavelength <= NORM_WINDOW[1])
-    ln_miles = np.log(miles_flux / miles_flux[:, norm].mean(axis=1, keepdims=True))
+    miles_loglam, ln_miles, miles_table = miles_ln_flux(exclude)
     scores = {
         degree: _cross_validate(ln_miles, miles_table, miles_loglam, degree, n_folds, seed)
         for degree in candidates

@@ -70,7 +70,7 @@ def test_held_out_residuals_are_larger_than_in_sample_ones():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(200, 6))
     targets = features @ rng.normal(size=(6, 30)) + 0.1 * rng.normal(size=(200, 30))
-    held_out = residuals._held_out(libraries._ridge, np.matmul, features, targets, 5, 0)
+    held_out = libraries.held_out_predictions(libraries._ridge, features, targets, 5, 0)
     in_sample = features @ libraries._ridge(features, targets)
     assert np.std(targets - held_out) > np.std(targets - in_sample)
     assert np.std(targets - held_out) == pytest.approx(0.1, rel=0.2)

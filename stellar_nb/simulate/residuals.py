@@ -68,16 +68,6 @@ def _detrend(loglam, residual):
     return out
 
 
-def _held_out(fit, predict, features, targets, n_folds, seed):
-    """Cross-validated predictions: each row predicted by a fit that did not see it."""
-    folds = np.random.default_rng(seed).integers(0, n_folds, len(targets))
-    predicted = np.full_like(targets, np.nan)
-    for fold in range(n_folds):
-        train = folds != fold
-        predicted[~train] = predict(features[~train], fit(features[train], targets[train]))
-    return predicted
-
-
 def _save_npz(path, metadata, **arrays):
     """Write ``arrays`` and the JSON ``metadata`` as a compressed ``.npz``, atomically."""
     return files.atomic_write(
@@ -102,17 +92,11 @@ def fit_residual_bank(n_folds=5, seed=0, degree=4, red_degree=2):
 
     grid = libraries.library_grid()
     wavelength = 10.0**grid
-    miles_loglam, miles_flux, miles_labels = libraries.load_miles()
-    miles_flux, miles_table = libraries._select(miles_flux, miles_labels)
-    positive = np.all(miles_flux > 0, axis=1)
-    miles_flux, miles_table = miles_flux[positive], miles_table[positive]
-    norm = (10.0**miles_loglam >= libraries.NORM_WINDOW[0]) & (
-        10.0**miles_loglam <= libraries.NORM_WINDOW[1]
+    miles_loglam, ln_miles, miles_table = libraries.miles_ln_flux()
+    features = emulator_module.design_matrix(
+        miles_table, emulator_module.monomial_exponents(degree)
     )
-    ln_miles = np.log(miles_flux / miles_flux[:, norm].mean(axis=1, keepdims=True))
-    exponents = emulator_module.monomial_exponents(degree)
-    features = emulator_module.design_matrix(miles_table, exponents)
-    predicted = _held_out(libraries._ridge, np.matmul, features, ln_miles, n_folds, seed)
+    predicted = libraries.held_out_predictions(libraries._ridge, features, ln_miles, n_folds, seed)
     blue = np.full((len(miles_table), len(grid)), np.nan)
     blue[:, : ln_miles.shape[1]] = _detrend(miles_loglam, ln_miles - predicted)
 
@@ -128,8 +112,8 @@ def fit_residual_bank(n_folds=5, seed=0, degree=4, red_degree=2):
     red_features = emulator_module.design_matrix(
         stelib_table, emulator_module.monomial_exponents(red_degree)
     )
-    red_predicted = _held_out(
-        libraries._masked_fit, np.matmul, red_features, bridged, n_folds, seed
+    red_predicted = libraries.held_out_predictions(
+        libraries._masked_fit, red_features, bridged, n_folds, seed
     )
     red_part = wavelength >= libraries.BLEND_WINDOW[0]
     red = np.full((len(stelib_table), len(grid)), np.nan)
