@@ -1,9 +1,9 @@
 """Baselines and ablations of the paper (section 6, Tables 2-5), trained under one setting.
 
-Every network here is trained the same way as the residual MLP (same preprocessed and augmented
-data, per-label Huber loss weighted by inverse label variance, AdamW with warm-up and cosine decay,
-best weights by validation loss) and scored on the same test split, so that the tables compare
-architectures and nothing else:
+Every network here is trained by the shipped model's own loop, :func:`stellar_nb.train.fit` (same
+preprocessed and augmented data, per-label Huber loss weighted by inverse label variance, AdamW with
+warm-up and cosine decay, rows in a seeded order per epoch, best weights by validation loss), and
+scored on the same test split, so that the tables compare architectures and nothing else:
 
 - the paper's residual multitask MLP and its ablations (no skip connections; no skip and no
   LayerNorm; three single-task models), from :func:`stellar_nb.model.build_model`;
@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from stellar_nb import baselines, model, schema, train
+from stellar_nb import baselines, model, schema, simulate, train
 
 __all__ = ["NETWORKS", "build_cnn", "build_dnn", "compare", "relative_to"]
 
@@ -40,7 +40,10 @@ def build_cnn(input_size=schema.GRID_SIZE, *, labels=schema.LABELS, seed=0):
     x = keras.layers.Flatten()(x)
     x = keras.layers.Dense(256, activation="relu", kernel_initializer=initializer)(x)
     x = keras.layers.Dense(128, activation="relu", kernel_initializer=initializer)(x)
-    outputs = {label: keras.layers.Dense(1, name=label)(x) for label in labels}
+    outputs = {
+        label: keras.layers.Dense(1, kernel_initializer=initializer, name=label)(x)
+        for label in labels
+    }
     return keras.Model(inputs, outputs, name="cnn_starnet")
 
 
@@ -55,7 +58,8 @@ def build_dnn(
         for layer, units in enumerate(widths):
             initializer = keras.initializers.GlorotUniform(seed=seed * 100 + number * 10 + layer)
             x = keras.layers.Dense(units, activation="relu", kernel_initializer=initializer)(x)
-        outputs[label] = keras.layers.Dense(1, name=label)(x)
+        initializer = keras.initializers.GlorotUniform(seed=seed * 100 + number * 10 + len(widths))
+        outputs[label] = keras.layers.Dense(1, kernel_initializer=initializer, name=label)(x)
     return keras.Model(inputs, outputs, name="dnn_li2017")
 
 
@@ -78,34 +82,6 @@ NETWORKS = {
 }
 
 
-def _fit(network, data, weights, config):
-    names = list(network.output_names)
-    targets = train.targets(data["train_labels"], names)
-    validation = train.targets(data["validation_labels"], names)
-    steps = -(-len(data["train_spectra"]) // config.batch_size) * config.epochs
-    model.compile_model(network, weights=weights, total_steps=steps, **_settings())
-    keep_best = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=config.epochs, restore_best_weights=True
-    )
-    network.fit(
-        data["train_spectra"],
-        targets,
-        validation_data=(data["validation_spectra"], validation),
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        callbacks=[keep_best],
-        verbose=0,
-    )
-    return network
-
-
-def _settings():
-    return {
-        key: model.PAPER_TRAINING[key]
-        for key in ("learning_rate", "weight_decay", "warmup_fraction", "floor")
-    }
-
-
 def _row(name, predicted_scaled, preprocessor, truth, parameters, seconds):
     predicted = preprocessor.unscale_labels(predicted_scaled)
     mae = np.mean(np.abs(predicted - truth), axis=0)
@@ -126,17 +102,16 @@ def _timed_predict(network, spectra, repeats):
     )
 
 
-def compare(
-    config, data_dir=None, *, networks=None, linear=True, repeats=10, label_source="catalog"
-):
+def compare(config, survey=None, *, networks=None, linear=True, repeats=10, label_source="catalog"):
     """Train each network (and fit the linear baselines) and score them on the test split.
 
     Parameters
     ----------
     config : stellar_nb.config.Config
-        Seed, epochs and batch size (the same for every network).
-    data_dir : str or pathlib.Path, optional
-        Survey folder; the default simulated survey of ``config`` by default.
+        Seed, epochs and batch size (the same for every network; the seed fixes the initial
+        weights and the rows' order in every epoch).
+    survey : str or pathlib.Path, optional
+        Survey folder (:func:`stellar_nb.simulate.resolve_survey`).
     networks : sequence of str, optional
         Keys of :data:`NETWORKS`; all by default.
     linear : bool
@@ -156,20 +131,19 @@ def compare(
     unknown = [name for name in names if name not in NETWORKS]
     if unknown:
         raise ValueError(f"unknown network(s) {unknown}; allowed: {list(NETWORKS)}")
-    if data_dir is None:
-        from stellar_nb import simulate
-
-        data_dir = simulate.default_survey(config)
-    data = train.prepare_data(data_dir, seed=config.seed, label_source=label_source)
+    survey = simulate.resolve_survey(survey, config)
+    data = train.prepare_data(survey, seed=config.seed, label_source=label_source)
     preprocessor = data["preprocessor"]
     # The preprocessor returns the labels it was fitted on (label_source), in physical units.
-    test_spectra, truth, _ = preprocessor.transform_split(data_dir, "test")
+    test_spectra, truth, _ = preprocessor.transform_split(survey, "test")
     truth = np.asarray(truth, dtype=np.float64)
-    weights = model.loss_weights(data["train_labels"])
     rows = []
     for name in names:
-        keras.utils.set_random_seed(config.seed)
-        network = _fit(NETWORKS[name](test_spectra.shape[1], config.seed), data, weights, config)
+        network = NETWORKS[name](test_spectra.shape[1], config.seed)
+        train.compile_network(network, data, epochs=config.epochs, batch_size=config.batch_size)
+        network, _ = train.fit(
+            network, data, epochs=config.epochs, batch_size=config.batch_size, seed=config.seed
+        )
         predicted, seconds = _timed_predict(network, test_spectra, repeats)
         rows.append(
             _row(name, predicted, preprocessor, truth, model.count_parameters(network), seconds)

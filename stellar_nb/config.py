@@ -5,15 +5,43 @@ notebook and command runs in CI in minutes; full mode reproduces the paper's set
 
 The data home is ``$STELLAR_NB_DATA`` when set, else ``~/.cache/stellar_nb``. Simulated surveys,
 downloads, trained models and tuner trials all live below it.
+
+This is the only module that reads environment variables for a setting: the data home
+(:func:`data_home`), quick mode (:func:`is_quick`), the service URLs (:func:`service_url`) and the
+model directory (:func:`model_dir`); the survey folder is resolved by
+:func:`stellar_nb.simulate.resolve_survey` from :func:`survey_from_environment`.
 """
 
 import dataclasses
 import os
 from pathlib import Path
 
-__all__ = ["Config", "data_home", "get_config", "is_quick"]
+__all__ = [
+    "SERVICE_URLS",
+    "SERVICE_VARIABLES",
+    "Config",
+    "data_home",
+    "get_config",
+    "is_quick",
+    "model_dir",
+    "service_url",
+    "survey_from_environment",
+]
 
 _TRUE = {"1", "true", "yes", "on"}
+
+#: Public default of each web service the package talks to.
+SERVICE_URLS = {
+    "skyserver": "https://skyserver.sdss.org/dr12/SkyserverWS/SearchTools/SqlSearch",
+    "sas": "https://data.sdss.org/sas/dr12",
+    "huggingface": "https://huggingface.co",
+}
+#: Environment variable that overrides each service's URL.
+SERVICE_VARIABLES = {
+    "skyserver": "STELLAR_NB_SKYSERVER_URL",
+    "sas": "STELLAR_NB_SAS_URL",
+    "huggingface": "STELLAR_NB_HF_URL",
+}
 
 
 def is_quick():
@@ -31,6 +59,59 @@ def data_home(path=None):
     path = Path(path).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def service_url(name, url=None):
+    """Return the base URL of a web service: ``url``, else its environment variable, else the default.
+
+    Parameters
+    ----------
+    name : {"skyserver", "sas", "huggingface"}
+        The SDSS SkyServer SqlSearch endpoint, the SDSS Science Archive Server or the Hugging Face
+        Hub; overridden by ``$STELLAR_NB_SKYSERVER_URL``, ``$STELLAR_NB_SAS_URL`` and
+        ``$STELLAR_NB_HF_URL``.
+    url : str, optional
+        An explicit URL, returned as given.
+
+    Returns
+    -------
+    str
+        The URL (a trailing slash is kept as given; callers strip it where they join paths).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not one of the services.
+    """
+    if name not in SERVICE_URLS:
+        raise ValueError(f"unknown service {name!r}; known: {sorted(SERVICE_URLS)}")
+    return url or os.environ.get(SERVICE_VARIABLES[name]) or SERVICE_URLS[name]
+
+
+def model_dir(path=None):
+    """Return the saved model directory to use: ``path``, else ``$STELLAR_NB_MODEL_DIR``, else None.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path, optional
+        An explicit model directory.
+
+    Returns
+    -------
+    pathlib.Path or None
+        None means the pretrained model shipped in the package.
+    """
+    path = path or os.environ.get("STELLAR_NB_MODEL_DIR")
+    return Path(path).expanduser() if path else None
+
+
+def survey_from_environment():
+    """Return ``$STELLAR_NB_SURVEY_DIR`` as a path, or None when it is unset.
+
+    Use :func:`stellar_nb.simulate.resolve_survey`, which falls back to the default simulated survey.
+    """
+    path = os.environ.get("STELLAR_NB_SURVEY_DIR")
+    return Path(path).expanduser() if path else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +136,8 @@ class Config:
         Keras Tuner trials (the paper: 100).
     tune_epochs : int
         Epochs per tuner trial.
+    evaluation_stars : int
+        Test stars for the Cramer-Rao floor and the calibration check of an evaluation.
     """
 
     quick: bool = False
@@ -67,6 +150,7 @@ class Config:
     batch_size: int = 256
     trials: int = 100
     tune_epochs: int = 10
+    evaluation_stars: int = 1000
 
     @property
     def n_total(self):
@@ -89,6 +173,26 @@ class Config:
         """Folder where Keras Tuner keeps its trials."""
         return self.data_home / "tuner"
 
+    @property
+    def preprocessed_dir(self):
+        """Folder where ``stellar-nb preprocess`` writes preprocessed splits."""
+        return self.data_home / "preprocessed"
+
+    @property
+    def downloads_dir(self):
+        """Folder where ``stellar-nb fetch sdss`` writes downloaded SDSS DR12 spectra."""
+        return self.data_home / "sdss_dr12"
+
+    @property
+    def paper_dataset_dir(self):
+        """Folder where ``stellar-nb fetch paper-dataset`` writes the paper's Hugging Face data."""
+        return self.data_home / "benchmark"
+
+    @property
+    def dashboard_cache_dir(self):
+        """Folder where the dashboard keeps its survey cache and its notebook copy."""
+        return self.data_home / "dashboard"
+
 
 QUICK_SETTINGS = {
     "n_train": 1_800,
@@ -97,6 +201,7 @@ QUICK_SETTINGS = {
     "epochs": 4,
     "trials": 3,
     "tune_epochs": 2,
+    "evaluation_stars": 200,
 }
 
 
@@ -137,6 +242,7 @@ def get_config(quick=None, **overrides):
         "batch_size",
         "trials",
         "tune_epochs",
+        "evaluation_stars",
     ):
         if getattr(config, name) <= 0:
             raise ValueError(f"{name} must be positive, got {getattr(config, name)}")

@@ -6,7 +6,7 @@ the scaled labels ``x = ((log10 Teff - 3.76) / 0.08, ([Fe/H] + 0.5) / 0.8, (log 
     ln f(lambda; labels) = sum_k C[k, lambda] * phi_k(x),
 
 with ``phi_k`` all monomials up to a total degree chosen by held-out accuracy (see
-:func:`stellar_nb.libraries.fit_emulator` for how it is fitted, and which library covers which wavelengths).
+:func:`stellar_nb.emulator_fit.fit_emulator` for how it is fitted, and which library covers which wavelengths).
 Working in ln f makes the continuum shape (nearly Planck-like in ln f) and the line depths smooth
 in the labels, and keeps the emulated flux positive. The flux is normalised to a mean of 1 over
 4500-7000 A and keeps its continuum shape (SED).
@@ -21,7 +21,7 @@ import numpy as np
 import scipy.interpolate
 import scipy.spatial
 
-from stellar_nb import files, schema
+from stellar_nb import doppler, files, schema
 
 __all__ = [
     "DEFAULT_PATH",
@@ -30,7 +30,6 @@ __all__ = [
     "calibrate",
     "cramer_rao_bound",
     "design_matrix",
-    "doppler_loglam_shift",
     "fit_to_observed",
     "legendre_design",
     "load_emulator",
@@ -225,14 +224,6 @@ def load_emulator(path=None):
         )
 
 
-def doppler_loglam_shift(rv_kms):
-    """log10(1 + z) of the relativistic Doppler shift, 1 + z = sqrt((1 + beta) / (1 - beta))."""
-    beta = np.asarray(rv_kms, dtype=float) / schema.C_KM_S
-    if np.any(np.abs(beta) >= 1):
-        raise ValueError("radial velocity must be below the speed of light")
-    return 0.5 * np.log10((1.0 + beta) / (1.0 - beta))
-
-
 def legendre_design(loglam, degree):
     """Legendre polynomials (npix, degree + 1) of loglam mapped onto [-1, 1]."""
     loglam = np.asarray(loglam, dtype=float)
@@ -244,7 +235,7 @@ def legendre_design(loglam, degree):
 def _observed_model(emulator, labels, loglam, rv_kms, jacobian=False):
     """Emulated flux (and Jacobian) shifted to the observed frame and interpolated at loglam."""
     labels = np.asarray(labels, dtype=float).reshape(1, 3)
-    rest = np.asarray(loglam, dtype=float) - doppler_loglam_shift(rv_kms)
+    rest = np.asarray(loglam, dtype=float) - doppler.loglam_shift(rv_kms)
     values = emulator.flux(labels)[0].astype(float)[:, None]
     if jacobian:
         values = np.column_stack([values, emulator.jacobian(labels)[0]])

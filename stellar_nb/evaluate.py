@@ -15,22 +15,19 @@ in physical units:
   and 95.4% if Gaussian and calibrated).
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stellar_nb import baselines, inference, schema
+from stellar_nb import baselines, files, model_directory, schema, simulate
 
 __all__ = [
     "calibration",
-    "configure_parser",
     "evaluate",
     "mae",
     "mae_floor",
     "real_star_results",
-    "run",
     "summary_table",
 ]
 
@@ -58,11 +55,11 @@ def _per_label(values):
     return {label: float(value) for label, value in zip(schema.LABELS, values, strict=True)}
 
 
-def _raw(data_dir, split, rows):
+def _raw(survey, split, rows):
     """Raw spectra of some rows (positions in the split), their velocities and reference labels."""
     from stellar_nb.data import tables
 
-    frame = tables.read_split(data_dir, split, rows=rows)
+    frame = tables.read_split(survey, split, rows=rows)
     arrays = [list(frame[column]) for column in ("loglam", "flux", "ivar", "mask")]
     source = (
         schema.TRUE_COLUMNS
@@ -73,13 +70,13 @@ def _raw(data_dir, split, rows):
     return arrays, frame["rv_adop"].to_numpy(dtype=np.float64), truth
 
 
-def mae_floor(data_dir, stars=1000, *, split="test", rng=0):
+def mae_floor(survey, stars=1000, *, split="test", rng=0):
     """The Cramer-Rao floor on the mean absolute error: ``sqrt(2 / pi)`` times the mean Cramer-Rao
     sigma of ``stars`` random stars of a simulated split (whose true labels are known).
 
     Parameters
     ----------
-    data_dir : str or pathlib.Path
+    survey : str or pathlib.Path
         Survey folder with true labels (:data:`~stellar_nb.schema.TRUE_COLUMNS`).
     stars : int
         Random stars used (all of them if the split is smaller).
@@ -96,22 +93,22 @@ def mae_floor(data_dir, stars=1000, *, split="test", rng=0):
     from stellar_nb import emulator
 
     rng = np.random.default_rng(rng)
-    subset = _subset(rng, _split_rows(data_dir, split), stars)
-    arrays, velocity, truth = _raw(data_dir, split, subset)
+    subset = _subset(rng, _split_rows(survey, split), stars)
+    arrays, velocity, truth = _raw(survey, split, subset)
     sigma = emulator.cramer_rao_bound(
         emulator.load_emulator(), truth, arrays[0], arrays[2], velocity, arrays[1]
     )
     return np.sqrt(2 / np.pi) * np.mean(sigma, axis=0), len(subset)
 
 
-def _preprocessed(model, data_dir, split):
+def _preprocessed(model, survey, split):
     """Usable spectra of a split preprocessed as the model's were, catalogue labels, scalars."""
-    return model.preprocessor.transform_split(data_dir, split, label_source="catalog")
+    return model.preprocessor.transform_split(survey, split, label_source="catalog")
 
 
 def evaluate(
     model_dir=None,
-    data_dir=None,
+    survey=None,
     *,
     config=None,
     crb_stars=1000,
@@ -126,8 +123,8 @@ def evaluate(
     ----------
     model_dir : str or pathlib.Path, optional
         Model directory; the shipped pretrained model by default.
-    data_dir : str or pathlib.Path, optional
-        Survey folder; the default simulated survey of ``config`` by default.
+    survey : str or pathlib.Path, optional
+        Survey folder (:func:`stellar_nb.simulate.resolve_survey`).
     config : stellar_nb.config.Config, optional
     crb_stars, calibration_stars : int
         Random test stars used for the Cramer-Rao floor and for the uncertainty calibration.
@@ -143,24 +140,17 @@ def evaluate(
     dict
         Per-label figures (see the module docstring), JSON-ready.
     """
-    from stellar_nb.config import get_config
-
-    model = (
-        inference.load_pretrained() if model_dir is None else inference.NumpyModel.load(model_dir)
-    )
-    if data_dir is None:
-        from stellar_nb import simulate
-
-        data_dir = simulate.default_survey(config or get_config())
-    spectra, catalog, frame = _preprocessed(model, data_dir, "test")
+    model = model_directory.load(model_dir)
+    survey = simulate.resolve_survey(survey, config)
+    spectra, catalog, frame = _preprocessed(model, survey, "test")
     predicted = model.predict(spectra)
     has_truth = all(column in frame for column in schema.TRUE_COLUMNS)
     truth = frame[list(schema.TRUE_COLUMNS)].to_numpy(dtype=np.float64) if has_truth else catalog
     result = {
         "model_dir": str(model.model_dir),
-        "data_dir": str(data_dir),
+        "survey": str(survey),
         "n_test": len(frame),
-        "n_test_rows": _split_rows(data_dir, "test"),
+        "n_test_rows": _split_rows(survey, "test"),
         "reference": "true" if has_truth else "catalog",
         "mae_catalog": _per_label(mae(predicted, catalog)),
     }
@@ -170,17 +160,17 @@ def evaluate(
     result["mae_percent_of_range"] = _per_label(100 * model_mae / np.ptp(truth, axis=0))
     rng = np.random.default_rng(seed)
     if has_truth and crb_stars:
-        floor, result["crb_stars"] = mae_floor(data_dir, crb_stars, rng=rng)
+        floor, result["crb_stars"] = mae_floor(survey, crb_stars, rng=rng)
         result["crb_mae_floor"] = _per_label(floor)
         result["ratio_to_floor"] = _per_label(model_mae / floor)
     if ridge:
-        result.update(_ridge(model, data_dir, spectra, truth, catalog))
+        result.update(_ridge(model, survey, spectra, truth, catalog))
         result["improvement_over_ridge"] = _per_label(
             1 - model_mae / np.array(list(result["ridge_mae"].values()))
         )
     if calibration_stars:
         subset = _subset(rng, result["n_test_rows"], calibration_stars)
-        arrays, velocity, subset_truth = _raw(data_dir, "test", subset)
+        arrays, velocity, subset_truth = _raw(survey, "test", subset)
         prediction, sigma = model.predict_with_uncertainty(
             *arrays, velocity, n_draws=n_draws, seed=seed
         )
@@ -196,19 +186,19 @@ def evaluate(
     return result
 
 
-def _split_rows(data_dir, split):
+def _split_rows(survey, split):
     from stellar_nb.data import tables
 
-    return len(tables.read_split(data_dir, split, columns=["spec_id"]))
+    return len(tables.read_split(survey, split, columns=["spec_id"]))
 
 
 def _subset(rng, total, size):
     return np.sort(rng.permutation(total)[: min(int(size), total)])
 
 
-def _ridge(model, data_dir, test_spectra, truth, catalog):
-    train_spectra, train_labels, _ = _preprocessed(model, data_dir, "train")
-    validation_spectra, validation_labels, _ = _preprocessed(model, data_dir, "validation")
+def _ridge(model, survey, test_spectra, truth, catalog):
+    train_spectra, train_labels, _ = _preprocessed(model, survey, "train")
+    validation_spectra, validation_labels, _ = _preprocessed(model, survey, "validation")
     processor = model.preprocessor
     fitted = baselines.fit_ridge(
         train_spectra,
@@ -239,10 +229,8 @@ def real_star_results(model_dir=None):
         set name -> per-star table (``ref_*``, ``pred_*``, ``sigma_*``, ``snr``, ``group``,
         ``flagged``, the flag columns).
     """
-    from stellar_nb import inference
-
-    path = Path(model_dir or inference.pretrained_dir()) / "real_stars.json"
-    payload = inference.read_json(path)
+    path = Path(model_dir or model_directory.pretrained_dir()) / "real_stars.json"
+    payload = files.read_json(path)
     stars = {name: pd.DataFrame(table) for name, table in payload["stars"].items()}
     return pd.DataFrame(payload["summary"]), stars
 
@@ -267,50 +255,3 @@ def summary_table(result):
         f"{schema.LABEL_UNITS[label][0]} ({schema.LABEL_UNITS[label][1]})" for label in table.index
     ]
     return table
-
-
-def configure_parser(parser):
-    """Options of ``stellar-nb evaluate``."""
-    from stellar_nb.cli import add_common_arguments
-
-    parser.add_argument(
-        "model",
-        nargs="?",
-        default=None,
-        help="model directory (default: the shipped pretrained model)",
-    )
-    parser.add_argument(
-        "--data", default=None, help="survey folder (default: the simulated survey)"
-    )
-    parser.add_argument("--out", default=None, help="write the figures as JSON here")
-    parser.add_argument(
-        "--crb-stars", type=int, default=1000, help="test stars for the Cramer-Rao floor"
-    )
-    parser.add_argument(
-        "--calibration-stars", type=int, default=1000, help="test stars for the sigma calibration"
-    )
-    parser.add_argument("--no-ridge", action="store_true", help="skip the ridge baseline")
-    add_common_arguments(parser)
-
-
-def run(args):
-    """Run ``stellar-nb evaluate`` and print the table."""
-    from stellar_nb.cli import config_from_args
-
-    result = evaluate(
-        args.model,
-        args.data,
-        config=config_from_args(args),
-        crb_stars=args.crb_stars,
-        calibration_stars=args.calibration_stars,
-        ridge=not args.no_ridge,
-        seed=args.seed,
-    )
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(summary_table(result).to_string(float_format=lambda value: f"{value:.4g}"))
-    if args.out:
-        inference.write_json(Path(args.out), result)
-        print(f"figures written to {args.out}")
-    else:
-        print(json.dumps({"n_test": result["n_test"], "reference": result["reference"]}))
-    return 0

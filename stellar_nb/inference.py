@@ -1,140 +1,23 @@
 """Light inference: a trained model as a plain numpy forward pass, with calibrated uncertainties.
 
-A saved model directory (layout :data:`LAYOUT_VERSION`) holds:
-
-- ``manifest.json``: layout version, package and library versions, SHA-256 of every other file;
-- ``model.keras``: the Keras model (best weights, no optimiser), loaded in safe mode by
-  :func:`stellar_nb.train.load_keras_model`;
-- ``weights.npz``: the same weights as numpy arrays, named ``LAYER/INDEX``, for :class:`NumpyModel`;
-- ``model.json``: architecture (the arguments of :func:`stellar_nb.model.build_model`), training
-  settings and loss weights;
-- ``preprocessor.json``: :meth:`stellar_nb.preprocess.Preprocessor.to_dict`, label scaler included;
-- ``history.json`` and ``metrics.json`` (best epoch, validation MAE, uncertainty calibration).
-
-:class:`NumpyModel` never imports TensorFlow, Keras or JAX: the dashboard kernel stays light.
+:class:`NumpyModel` evaluates a saved model directory (:mod:`stellar_nb.model_directory`) and
+never imports TensorFlow, Keras or JAX: the dashboard kernel stays light.
 Uncertainties (:meth:`NumpyModel.predict_with_uncertainty`) combine two terms in quadrature: the
 spread of predictions over noise realisations drawn from each spectrum's own ``ivar`` (so a noisy
-spectrum gets a wider error bar, star by star), and a per-label model-error term. That term has
-two parts, added in quadrature: ``sigma_model``, fitted on the simulated validation split so that
-68.3% of its stars fall within one sigma, and ``sigma_systematic``, fitted on real stars
-(:func:`calibrate_systematic`, e.g. half of a LAMOST set against its LASP labels) so that 68.3% of
-*those* fall within one sigma: the simulator is not the sky, and its test split alone would give
-error bars that hold for a fifth of real stars. Noise resampling was
+spectrum gets a wider error bar, star by star), and a per-label model-error term fitted on
+simulated and real stars (:mod:`stellar_nb.calibration`). Noise resampling was
 chosen over MC dropout (the paper model has dropout only in its one block, and its spread is not
 tied to the data's noise) and over an ensemble (several trainings and several shipped models).
 """
 
-import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import scipy.special
 
-from stellar_nb import schema
-from stellar_nb.files import atomic_write, sha256sum
+from stellar_nb import calibration, model_directory, schema
 
-__all__ = [
-    "LAYOUT_VERSION",
-    "ModelDirectoryError",
-    "NumpyModel",
-    "calibrate_sigma",
-    "calibrate_systematic",
-    "export_weights",
-    "in_schema_order",
-    "load_pretrained",
-    "pretrained_dir",
-    "read_manifest",
-    "write_json",
-]
-
-#: Version of the saved model directory layout; loading refuses any other.
-LAYOUT_VERSION = 1
-MANIFEST = "manifest.json"
-#: Files every model directory holds besides the manifest.
-REQUIRED_FILES = (
-    "model.keras",
-    "weights.npz",
-    "model.json",
-    "preprocessor.json",
-    "history.json",
-    "metrics.json",
-)
-
-
-class ModelDirectoryError(ValueError):
-    """A model directory that is missing, incomplete, corrupt or of another layout version."""
-
-
-def write_json(path, data):
-    """Write ``data`` as indented JSON, atomically."""
-    text = json.dumps(data, indent=2, sort_keys=True, default=_json_default)
-    return atomic_write(path, lambda temporary: Path(temporary).write_text(text + "\n"))
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray | tuple):
-        return list(value)
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-def read_json(path):
-    """Read a JSON file; a missing or corrupt file raises :class:`ModelDirectoryError` naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise ModelDirectoryError(f"missing file {path}")
-    try:
-        return json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ModelDirectoryError(f"{path} is not valid JSON: {error}") from None
-
-
-def read_manifest(model_dir, *, verify=True):
-    """Read and check a model directory's manifest.
-
-    Parameters
-    ----------
-    model_dir : str or pathlib.Path
-    verify : bool
-        Check every listed file's SHA-256.
-
-    Raises
-    ------
-    ModelDirectoryError
-        If the folder or a file is missing, a file is corrupt, or the layout version differs.
-    """
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelDirectoryError(f"model directory {model_dir} does not exist")
-    manifest = read_json(model_dir / MANIFEST)
-    version = manifest.get("layout_version")
-    if version != LAYOUT_VERSION:
-        raise ModelDirectoryError(
-            f"{model_dir / MANIFEST}: model layout version {version!r}, but this stellar_nb "
-            f"reads layout {LAYOUT_VERSION}; retrain it with 'stellar-nb train' or use the "
-            f"stellar_nb version named in the manifest ({manifest.get('versions', {}).get('stellar_nb')})"
-        )
-    files = manifest.get("files", {})
-    for name in REQUIRED_FILES:
-        path = model_dir / name
-        if not path.is_file():
-            raise ModelDirectoryError(f"missing file {path}")
-        if verify and name in files and sha256sum(path) != files[name]:
-            raise ModelDirectoryError(f"{path} is corrupt: its SHA-256 differs from the manifest")
-    return manifest
-
-
-def export_weights(keras_model):
-    """Return ``{"LAYER/INDEX": float32 array}`` for every weighted layer of a Keras model."""
-    arrays = {}
-    for layer in keras_model.layers:
-        for index, value in enumerate(layer.get_weights()):
-            arrays[f"{layer.name}/{index}"] = np.asarray(value, dtype=np.float32)
-    return arrays
+__all__ = ["NumpyModel", "in_schema_order"]
 
 
 def _gelu(x):
@@ -155,7 +38,7 @@ class NumpyModel:
     architecture : dict
         Arguments of :func:`stellar_nb.model.build_model` (as in ``model.json``).
     weights : mapping
-        ``{"LAYER/INDEX": array}`` from :func:`export_weights`.
+        ``{"LAYER/INDEX": array}`` from :func:`stellar_nb.model_directory.export_weights`.
     preprocessor : stellar_nb.preprocess.Preprocessor, optional
         Needed to report physical units and to preprocess raw spectra.
     sigma_model : mapping, optional
@@ -183,12 +66,12 @@ class NumpyModel:
             else "stem_dense/0"
         )
         if first not in self.weights:
-            raise ModelDirectoryError(
+            raise model_directory.ModelDirectoryError(
                 f"weights have no {first!r}; layers found: {sorted(self.weights)[:8]}"
             )
         size = self.weights[first].shape[0]
         if size != self.architecture["input_size"]:
-            raise ModelDirectoryError(
+            raise model_directory.ModelDirectoryError(
                 f"stem weights expect {size} inputs, architecture says {self.architecture['input_size']}"
             )
 
@@ -357,134 +240,30 @@ class NumpyModel:
 
     @classmethod
     def load(cls, model_dir, *, verify=True):
-        """Load a saved model directory (see the module docstring) without TensorFlow.
+        """Load a saved model directory (:mod:`stellar_nb.model_directory`) without TensorFlow.
 
         Raises
         ------
-        ModelDirectoryError
+        stellar_nb.model_directory.ModelDirectoryError
             If a file is missing or corrupt, or the layout version differs; the message names the file.
         """
-        from stellar_nb import preprocess
-
-        model_dir = Path(model_dir)
-        read_manifest(model_dir, verify=verify)
-        description = read_json(model_dir / "model.json")
-        metrics = read_json(model_dir / "metrics.json")
-        try:
-            with np.load(model_dir / "weights.npz") as archive:
-                weights = {name: archive[name] for name in archive.files}
-        except (OSError, ValueError) as error:
-            raise ModelDirectoryError(
-                f"{model_dir / 'weights.npz'} is not a readable numpy archive: {error}"
-            ) from None
-        try:
-            processor = preprocess.Preprocessor.from_dict(
-                read_json(model_dir / "preprocessor.json")
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            raise ModelDirectoryError(
-                f"{model_dir / 'preprocessor.json'} does not describe a preprocessor: {error}"
-            ) from None
-        calibration = metrics.get("calibration", {})
-        simulated = calibration.get("sigma_model", {})
-        systematic = calibration.get("sigma_systematic", {})
-        sigma_model = {
-            label: float(np.hypot(simulated.get(label, 0.0), systematic.get(label, 0.0)))
-            for label in {*simulated, *systematic}
-        }
-        instance = cls(description["architecture"], weights, processor, sigma_model)
-        instance.model_dir = model_dir
+        contents = model_directory.read(model_dir, verify=verify)
+        metrics = contents["metrics"]
+        instance = cls(
+            contents["description"]["architecture"],
+            contents["weights"],
+            contents["preprocessor"],
+            calibration.model_term(metrics),
+        )
+        instance.model_dir = Path(model_dir)
         instance.metrics = metrics
         return instance
-
-
-def calibrate_sigma(residuals, noise_sigma, *, coverage=0.6827):
-    """Model-error term per label so that ``coverage`` of stars lie within one combined sigma.
-
-    Parameters
-    ----------
-    residuals, noise_sigma : array_like, shape (n, k)
-        Prediction minus reference, and the noise spread, in the same units.
-    coverage : float
-        Target fraction of ``|residual| <= sqrt(noise_sigma**2 + sigma_model**2)``.
-
-    Returns
-    -------
-    numpy.ndarray, shape (k,)
-        ``sigma_model`` (0 where the noise term alone already covers enough stars).
-    """
-    residuals = np.abs(np.asarray(residuals, dtype=np.float64))
-    noise_sigma = np.asarray(noise_sigma, dtype=np.float64)
-    result = np.zeros(residuals.shape[1])
-    for k in range(residuals.shape[1]):
-        r, s = residuals[:, k], noise_sigma[:, k]
-        low, high = 0.0, float(np.max(r)) + 1e-12
-        if np.mean(r <= s) >= coverage:
-            continue
-        for _ in range(60):
-            middle = 0.5 * (low + high)
-            if np.mean(r <= np.sqrt(s**2 + middle**2)) >= coverage:
-                high = middle
-            else:
-                low = middle
-        result[k] = high
-    return result
-
-
-def calibrate_systematic(model_dir, residuals, noise_sigma, *, source, coverage=0.6827):
-    """Fit the real-star term ``sigma_systematic`` and write it into ``model_dir``'s metrics.
-
-    Parameters
-    ----------
-    model_dir : str or pathlib.Path
-        A model directory; its ``metrics.json`` and manifest are rewritten (atomically).
-    residuals, noise_sigma : array_like, shape (n, 3)
-        Real stars: prediction minus reference label, and the noise spread
-        (:meth:`NumpyModel.noise_sigma`), in :data:`~stellar_nb.schema.LABELS` order.
-    source : str
-        Which stars and labels, said in the metrics (e.g. "LAMOST DR10 LASP, calibration half").
-    coverage : float
-        Target fraction within one combined sigma.
-
-    Returns
-    -------
-    dict
-        label -> ``sigma_systematic``: the real-star term in quadrature beyond ``sigma_model``.
-    """
-    model_dir = Path(model_dir)
-    manifest = read_manifest(model_dir)
-    metrics = read_json(model_dir / "metrics.json")
-    simulated = metrics.get("calibration", {}).get("sigma_model", {})
-    residuals = np.asarray(residuals, dtype=np.float64)
-    good = np.all(np.isfinite(residuals), axis=1)
-    total = calibrate_sigma(residuals[good], np.asarray(noise_sigma)[good], coverage=coverage)
-    systematic = {
-        label: float(np.sqrt(max(total[k] ** 2 - simulated.get(label, 0.0) ** 2, 0.0)))
-        for k, label in enumerate(schema.LABELS)
-    }
-    metrics.setdefault("calibration", {})
-    metrics["calibration"]["sigma_systematic"] = systematic
-    metrics["calibration"]["systematic_source"] = {"stars": int(good.sum()), "source": source}
-    write_json(model_dir / "metrics.json", metrics)
-    manifest["files"]["metrics.json"] = sha256sum(model_dir / "metrics.json")
-    write_json(model_dir / MANIFEST, manifest)
-    return systematic
 
 
 def in_schema_order(model, values):
     """Columns of ``values`` (in ``model.labels`` order) reordered to :data:`stellar_nb.schema.LABELS`."""
     order = [list(getattr(model, "labels", schema.LABELS)).index(label) for label in schema.LABELS]
     return np.asarray(values)[..., order]
-
-
-def pretrained_dir():
-    """Folder of the pretrained model shipped in the package."""
-    return Path(str(resources.files("stellar_nb") / "resources" / "pretrained"))
-
-
-def load_pretrained():
-    """The shipped pretrained model as a :class:`NumpyModel` (see ``stellar_nb/resources/pretrained``)."""
-    return NumpyModel.load(pretrained_dir())
 
 
 def _inverse_labels(preprocessor, scaled, labels):

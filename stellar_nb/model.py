@@ -13,6 +13,7 @@ GELU is the exact (erf) form, Keras 3's default. Every choice the tuner searches
 the backend is Keras's (TensorFlow by default, JAX with ``KERAS_BACKEND=jax``).
 """
 
+import inspect
 import math
 
 import numpy as np
@@ -20,8 +21,7 @@ import numpy as np
 from stellar_nb import schema
 
 __all__ = [
-    "PAPER_ARCHITECTURE",
-    "PAPER_TRAINING",
+    "HEAD_UNITS",
     "VARIANTS",
     "architecture",
     "build_model",
@@ -29,31 +29,11 @@ __all__ = [
     "count_parameters",
     "learning_rate_at",
     "loss_weights",
+    "training_settings",
 ]
 
-#: The configuration selected by the paper's Bayesian search (section 6).
-PAPER_ARCHITECTURE = {
-    "input_size": schema.GRID_SIZE,
-    "stem_units": 128,
-    "stem_dropout": 0.0,
-    "block_units": (64,),
-    "block_dropout": 0.4,
-    "head_units": {"teff": (48, 32), "feh": (16,), "logg": (48,)},
-    "head_dropout": 0.0,
-    "labels": schema.LABELS,
-    "skip": True,
-    "layer_norm": True,
-    "single_task": False,
-}
-
-#: Optimiser settings of the paper: AdamW, warm-up over 5% of steps, cosine decay to a floor.
-PAPER_TRAINING = {
-    "learning_rate": 7e-4,
-    "weight_decay": 0.01,
-    "warmup_fraction": 0.05,
-    "floor": 0.01,
-    "huber_delta": 1.0,
-}
+#: Hidden widths of each label's head selected by the paper's search (:func:`build_model`'s default).
+HEAD_UNITS = {"teff": (48, 32), "feh": (16,), "logg": (48,)}
 
 #: Ablations of section 6: name -> changes to the architecture.
 VARIANTS = {
@@ -64,8 +44,18 @@ VARIANTS = {
 }
 
 
+def _defaults(function, exclude=()):
+    """Keyword defaults of ``function``'s signature: the one place each default is written."""
+    return {
+        name: parameter.default
+        for name, parameter in inspect.signature(function).parameters.items()
+        if parameter.default is not inspect.Parameter.empty and name not in exclude
+    }
+
+
 def architecture(variant="paper", **changes):
-    """Return a JSON-ready architecture: the paper's, a named variant's, with ``changes`` applied.
+    """Return a JSON-ready architecture: :func:`build_model`'s defaults (the paper's selected
+    configuration), a named variant's changes to them, then ``changes``.
 
     Raises
     ------
@@ -76,18 +66,36 @@ def architecture(variant="paper", **changes):
     """
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; allowed: {', '.join(VARIANTS)}")
-    unknown = set(changes) - set(PAPER_ARCHITECTURE)
+    defaults = _defaults(build_model, exclude=("seed",))
+    unknown = set(changes) - set(defaults)
     if unknown:
         raise TypeError(
-            f"unknown architecture argument(s) {sorted(unknown)}; allowed: {sorted(PAPER_ARCHITECTURE)}"
+            f"unknown architecture argument(s) {sorted(unknown)}; allowed: {sorted(defaults)}"
         )
-    spec = {**PAPER_ARCHITECTURE, **VARIANTS[variant], **changes}
+    spec = {**defaults, **VARIANTS[variant], **changes}
+    spec["input_size"] = int(spec["input_size"])
     spec["block_units"] = [int(units) for units in spec["block_units"]]
     spec["labels"] = [str(label) for label in spec["labels"]]
-    spec["head_units"] = {
-        label: [int(u) for u in spec["head_units"][label]] for label in spec["labels"]
-    }
+    head_units = HEAD_UNITS if spec["head_units"] is None else spec["head_units"]
+    spec["head_units"] = {label: [int(u) for u in head_units[label]] for label in spec["labels"]}
     return spec
+
+
+def training_settings(**changes):
+    """Return :func:`compile_model`'s settings (its defaults, the paper's) with ``changes`` applied.
+
+    Raises
+    ------
+    TypeError
+        If a change names no setting of :func:`compile_model`.
+    """
+    defaults = _defaults(compile_model)
+    unknown = set(changes) - set(defaults)
+    if unknown:
+        raise TypeError(
+            f"unknown training setting(s) {sorted(unknown)}; allowed: {sorted(defaults)}"
+        )
+    return {**defaults, **changes}
 
 
 def _check(labels, head_units, block_units, dropouts):
@@ -139,7 +147,7 @@ def build_model(
     block_dropout : float
         Dropout at the end of each block's main branch (tuner: 0-0.4).
     head_units : mapping of str to sequence of int, optional
-        Hidden widths of each label's head; the paper's by default.
+        Hidden widths of each label's head; :data:`HEAD_UNITS` (the paper's) by default.
     head_dropout : float
         Dropout after each hidden head layer (tuner: 0-0.4).
     labels : sequence of str
@@ -167,7 +175,7 @@ def build_model(
     """
     import keras
 
-    head_units = PAPER_ARCHITECTURE["head_units"] if head_units is None else head_units
+    head_units = HEAD_UNITS if head_units is None else head_units
     labels = tuple(labels)
     _check(
         labels,

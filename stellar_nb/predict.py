@@ -3,31 +3,23 @@
 Inputs are per-object SDSS spectra (``spec-*.fits``, DR7 ``spSpec-*.fit``) or split tables
 (``train.parquet``, ``validation.parquet``, ``test.parquet``). A spectrum is shifted to its rest
 frame with the pipeline redshift ``Z`` of its spAll row (``rv_adop`` for a split), converted to a
-radial velocity with the relativistic Doppler formula (SDSS's ``Z`` for a star is ``1 + z =
-sqrt((1 + beta) / (1 - beta))``). Objects the pipeline did not classify as ``STAR`` are predicted
-but flagged: the model has only seen stars; the other trust flags of :mod:`stellar_nb.trust` (white
-dwarfs and other foreign subclasses, misfit against the emulated spectrum, short coverage, ...) are
-columns of the table too. A file that cannot be read is reported and skipped;
-the others go on. Inference is the numpy forward pass (:class:`stellar_nb.inference.NumpyModel`):
+radial velocity with the relativistic Doppler formula
+(:func:`stellar_nb.doppler.velocity_from_redshift`). Objects the pipeline did not classify as
+``STAR`` are predicted but flagged: the model has only seen stars; the other trust flags of
+:mod:`stellar_nb.trust` (white dwarfs and other foreign subclasses, misfit against the emulated
+spectrum, short coverage, ...) are columns of the table too. A file that cannot be read is
+reported and skipped; the others go on. Inference is the numpy forward pass (:class:`stellar_nb.inference.NumpyModel`):
 no TensorFlow.
 """
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stellar_nb import inference, schema
-from stellar_nb.files import atomic_write
+from stellar_nb import doppler, inference, schema
 
-__all__ = ["configure_parser", "predict_files", "redshift_to_velocity", "run"]
-
-
-def redshift_to_velocity(z):
-    """Radial velocity (km/s) of a Doppler redshift ``z``, relativistic: inverse of 1+z = sqrt((1+b)/(1-b))."""
-    factor = (1.0 + np.asarray(z, dtype=np.float64)) ** 2
-    return schema.C_KM_S * (factor - 1.0) / (factor + 1.0)
+__all__ = ["predict_files"]
 
 
 def _fits_rows(path):
@@ -41,7 +33,7 @@ def _fits_rows(path):
         "objclass": meta.get("objclass"),
         "subclass": meta.get("subclass") or "",
         "snr": meta.get("snr"),
-        "rv_kms": float(redshift_to_velocity(meta.get("z") or 0.0)),
+        "rv_kms": float(doppler.velocity_from_redshift(meta.get("z") or 0.0)),
         "loglam": spectrum.loglam,
         "flux": spectrum.flux,
         "ivar": spectrum.ivar,
@@ -169,47 +161,3 @@ def _predict_rows(model, rows, uncertainty, n_draws, seed, checks):
         for flag, names in zip(flags, trusted["flags"], strict=True)
     ]
     return table
-
-
-def configure_parser(parser):
-    """Options of ``stellar-nb predict``."""
-    parser.add_argument("model", help="model directory, or 'pretrained' for the shipped model")
-    parser.add_argument(
-        "files", nargs="+", help="spec-*.fits / spSpec-*.fit files or split .parquet tables"
-    )
-    parser.add_argument("--out", required=True, help="CSV table to write")
-    parser.add_argument(
-        "--uncertainty", action="store_true", help="add calibrated sigma columns (slower)"
-    )
-    parser.add_argument(
-        "--draws", type=int, default=16, help="noise draws per spectrum for --uncertainty"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-
-
-def run(args):
-    """Run ``stellar-nb predict``; exit status 1 when some files failed (the table is still written)."""
-    model = (
-        inference.load_pretrained()
-        if args.model == "pretrained"
-        else inference.NumpyModel.load(args.model)
-    )
-    table, failures = predict_files(
-        model, args.files, uncertainty=args.uncertainty, n_draws=args.draws, seed=args.seed
-    )
-    out = Path(args.out)
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"folder {out.parent} does not exist (for --out {out})")
-    atomic_write(out, lambda path: table.to_csv(path, index=False))
-    flags = table.get("flag", pd.Series(dtype=str)).fillna("")
-    stars = int((~flags.str.contains("not a star")).sum())
-    unusable = int(flags.str.contains("unusable").sum())
-    flagged = int((flags != "").sum())
-    print(
-        f"{len(table)} spectra ({stars} stars, {unusable} unusable, {flagged} with a trust flag) -> {out}"
-    )
-    for path, reason in failures:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
-    if failures:
-        print(f"{len(failures)} of {len(args.files)} input(s) failed", file=sys.stderr)
-    return 1 if failures else 0

@@ -27,8 +27,8 @@ import re
 
 import numpy as np
 
+from stellar_nb import doppler, schema
 from stellar_nb import emulator as emulator_module
-from stellar_nb import schema
 
 __all__ = [
     "EDGE_MARGIN",
@@ -99,7 +99,7 @@ def misfit(emulator, labels, loglam, flux, ivar, rv_kms, *, good=None, emulator_
     good &= np.isfinite(model)
     if good.sum() < 50:
         return np.nan
-    rest = loglam - emulator_module.doppler_loglam_shift(rv_kms)
+    rest = loglam - doppler.loglam_shift(rv_kms)
     error = _pixel_error(emulator_error, rest)
     variance = 1.0 / ivar[good] + (error[good] * model[good]) ** 2
     return float(np.mean((flux[good] - model[good]) ** 2 / variance))
@@ -168,7 +168,7 @@ def check(
         "masked pixels", fraction > MAX_MASKED_FRACTION,
         f"{100 * fraction:.1f}% masked (limit {100 * MAX_MASKED_FRACTION:g}%)", fraction,
     ))  # fmt: skip
-    rest = loglam[~bad_pixels] - emulator_module.doppler_loglam_shift(rv_kms)
+    rest = loglam[~bad_pixels] - doppler.loglam_shift(rv_kms)
     span = (min(rest.max(), grid[-1]) - max(rest.min(), grid[0])) if rest.size else 0.0
     coverage = max(float(span / (grid[-1] - grid[0])), 0.0)
     flags.append((

@@ -9,7 +9,9 @@ heads 0-0.4; learning rate log-uniform in [1e-4, 5e-3]; weight decay log-uniform
 The objective is the validation loss. The paper ran 100 trials; quick mode runs a handful.
 
 :class:`StellarHyperModel` only maps ``hp.*`` onto the arguments of
-:func:`stellar_nb.model.build_model` and :func:`stellar_nb.model.compile_model`. The tuner keeps its
+:func:`stellar_nb.model.build_model` and :func:`stellar_nb.model.compile_model`; its ``fit`` is the
+shipped model's training loop, :func:`stellar_nb.train.fit` (seeded row order, best epoch kept), so
+a trial's score is what :func:`stellar_nb.train.train` would reach with its settings. The tuner keeps its
 trials under ``config.tuner_dir``; a search that is interrupted resumes where it stopped when run
 again (Keras Tuner reloads finished trials from its directory), unless ``overwrite=True``.
 """
@@ -18,17 +20,14 @@ import json
 from pathlib import Path
 
 import keras_tuner
-import numpy as np
 
 from stellar_nb import files, model, schema
 
 __all__ = [
     "HEAD_TEMPLATES",
     "StellarHyperModel",
-    "configure_parser",
     "hyperparameters_to_arguments",
     "make_tuner",
-    "run",
     "tune",
 ]
 
@@ -99,11 +98,38 @@ class StellarHyperModel(keras_tuner.HyperModel):
         self.input_size, self.seed = int(input_size), int(seed)
 
     def build(self, hp):
+        """Build and compile the trial's network."""
         architecture, training = hyperparameters_to_arguments(hp)
         network = model.build_model(self.input_size, seed=self.seed, **architecture)
         return model.compile_model(
             network, weights=self.weights, total_steps=self.total_steps, **training
         )
+
+    def fit(self, hp, model, data, *, epochs, batch_size, callbacks=()):
+        """Train one trial with :func:`stellar_nb.train.fit`; return its best validation loss.
+
+        Parameters
+        ----------
+        hp : keras_tuner.HyperParameters
+        model : keras.Model
+            From :meth:`build`.
+        data : dict
+            Scaled training and validation arrays (:func:`stellar_nb.train.prepare_data`).
+        epochs, batch_size : int
+        callbacks : sequence of keras.callbacks.Callback
+            The tuner's own, which record each epoch of the trial.
+
+        Returns
+        -------
+        float
+            The trial's objective.
+        """
+        from stellar_nb import train
+
+        _, state = train.fit(
+            model, data, epochs=epochs, batch_size=batch_size, seed=self.seed, callbacks=callbacks
+        )
+        return state["best_val_loss"]
 
 
 def make_tuner(
@@ -124,21 +150,19 @@ def make_tuner(
     )
 
 
-def tune(config=None, data_dir=None, *, project_name="residual_mlp", overwrite=False, verbose=0):
+def tune(config=None, survey=None, *, project_name="residual_mlp", overwrite=False):
     """Run the search and return the best trial's settings.
 
     Parameters
     ----------
     config : stellar_nb.config.Config, optional
         ``trials``, ``tune_epochs``, ``batch_size``, ``seed`` and ``tuner_dir``.
-    data_dir : str or pathlib.Path, optional
-        Survey folder; the default simulated survey of ``config`` by default.
+    survey : str or pathlib.Path, optional
+        Survey folder (:func:`stellar_nb.simulate.resolve_survey`).
     project_name : str
         Subfolder of ``config.tuner_dir`` holding the trials.
     overwrite : bool
         Start afresh instead of resuming an earlier search.
-    verbose : int
-        Keras verbosity during trials.
 
     Returns
     -------
@@ -147,18 +171,21 @@ def tune(config=None, data_dir=None, *, project_name="residual_mlp", overwrite=F
         arguments they map to), ``val_loss``, ``trials`` (each trial's values and score) and
         ``path`` of ``best.json`` written beside the trials.
     """
-    from stellar_nb import train
+    from stellar_nb import simulate, train
     from stellar_nb.config import get_config
 
     config = config or get_config()
-    if data_dir is None:
-        from stellar_nb import simulate
-
-        data_dir = simulate.default_survey(config)
-    data = train.prepare_data(data_dir, seed=config.seed)
-    spectra, labels = data["train_spectra"], data["train_labels"]
-    steps = int(np.ceil(len(spectra) / config.batch_size)) * config.tune_epochs
-    hypermodel = StellarHyperModel(model.loss_weights(labels), steps, spectra.shape[1], config.seed)
+    survey = simulate.resolve_survey(survey, config)
+    data = train.prepare_data(survey, seed=config.seed)
+    steps = train.total_steps(
+        len(data["train_spectra"]), epochs=config.tune_epochs, batch_size=config.batch_size
+    )
+    hypermodel = StellarHyperModel(
+        model.loss_weights(data["train_labels"]),
+        steps,
+        data["train_spectra"].shape[1],
+        config.seed,
+    )
     tuner = make_tuner(
         hypermodel,
         directory=config.tuner_dir,
@@ -167,15 +194,7 @@ def tune(config=None, data_dir=None, *, project_name="residual_mlp", overwrite=F
         seed=config.seed,
         overwrite=overwrite,
     )
-    tuner.search(
-        spectra,
-        train.targets(labels),
-        validation_data=(data["validation_spectra"], train.targets(data["validation_labels"])),
-        epochs=config.tune_epochs,
-        batch_size=config.batch_size,
-        shuffle=True,
-        verbose=verbose,
-    )
+    tuner.search(data, epochs=config.tune_epochs, batch_size=config.batch_size)
     return _summarise(tuner)
 
 
@@ -198,36 +217,3 @@ def _summarise(tuner):
     text = json.dumps(result, indent=2, default=str)
     files.atomic_write(path, lambda temporary: Path(temporary).write_text(text))
     return {**result, "path": path}
-
-
-def configure_parser(parser):
-    from stellar_nb import cli
-
-    cli.add_common_arguments(parser)
-    parser.add_argument(
-        "--data", default=None, help="survey folder (default: the simulated survey)"
-    )
-    parser.add_argument(
-        "--trials", type=int, default=None, help="number of trials (default: 100, quick 3)"
-    )
-    parser.add_argument(
-        "--epochs", type=int, default=None, help="epochs per trial (default: 10, quick 2)"
-    )
-    parser.add_argument("--project", default="residual_mlp", help="tuner project name")
-    parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
-
-
-def run(args):
-    from stellar_nb import cli
-
-    overrides = {
-        key: value
-        for key, value in (("trials", args.trials), ("tune_epochs", args.epochs))
-        if value is not None
-    }
-    config = cli.config_from_args(args, **overrides)
-    result = tune(config, args.data, project_name=args.project, overwrite=args.overwrite)
-    print(f"{len(result['trials'])} trials; best validation loss {result['val_loss']:.4f}")
-    print(json.dumps(result["hyperparameters"], indent=2))
-    print(f"written: {result['path']}")
-    return 0

@@ -67,4 +67,4 @@ def quick_survey(quick_config):
     """Folder of a quick-mode simulated survey (train/validation/test Parquet)."""
     from stellar_nb import simulate
 
-    return simulate.default_survey(quick_config)
+    return simulate.resolve_survey(config=quick_config)

@@ -17,7 +17,8 @@ from conftest import IN_CI, ROOT
 
 from stellar_nb import inference, schema, trust
 from stellar_nb.bench import dashboard as bench_dashboard
-from stellar_nb.dashboard import compute
+from stellar_nb.dashboard import analysis as analysis_module
+from stellar_nb.dashboard import inputs, survey_cache
 from stellar_nb.data import fits
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -70,8 +71,8 @@ def server(chromium, quick_config, quick_survey, model_dir, tmp_path_factory):
     """``stellar-nb dashboard`` on a free loopback port; yields (url, process)."""
     port = _free_port()
     log = tmp_path_factory.mktemp("voila") / "voila.log"
-    command = [sys.executable, "-m", "stellar_nb.cli", "dashboard", "--quick", "--data-home", str(quick_config.data_home),
-               "--model-dir", str(model_dir), "--survey-dir", str(quick_survey), "--ip", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    command = [sys.executable, "-m", "stellar_nb.commands", "dashboard", "--quick", "--data-home", str(quick_config.data_home),
+               "--model", str(model_dir), "--survey", str(quick_survey), "--ip", "127.0.0.1", "--port", str(port)]  # fmt: skip
     with open(log, "w") as stream:
         process = subprocess.Popen(
             command, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True
@@ -131,13 +132,15 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
 
     url, process = server
     model = inference.NumpyModel.load(model_dir)
-    reference = compute.build_reference(quick_survey, model, quick_config.data_home / "dashboard")
+    cache = survey_cache.build_survey_cache(
+        quick_survey, model, quick_config.data_home / "dashboard"
+    )
     from stellar_nb import emulator as emulator_module
 
     emulator = emulator_module.load_emulator()
-    snr = reference.test.snr.to_numpy()
+    snr = cache.test.snr.to_numpy()
     first = int(np.argmin(np.abs(snr - np.median(snr))))
-    expected_first = compute.analyse(reference.star(first), model, emulator, reference)
+    expected_first = analysis_module.analyse(cache.star(first), model, emulator, cache)
     figures = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
@@ -155,10 +158,10 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
 
         # a test star picked by id
         position = 5 if first != 5 else 6
-        star = reference.star(position)
-        spec_id = str(reference.test.spec_id.iloc[position])
+        star = cache.star(position)
+        spec_id = str(cache.test.spec_id.iloc[position])
         page.get_by_placeholder("spec_id of a test star").fill(spec_id)
-        expected = compute.analyse(star, model, emulator, reference)
+        expected = analysis_module.analyse(star, model, emulator, cache)
         page.evaluate(START_CLOCK)
         page.locator("button.stellar-load").click()
         status = _wait_status(page, spec_id)
@@ -171,10 +174,10 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
         assert "catalogue" in page.locator(".stellar-prediction").inner_text()
 
         # a simulated FITS file, uploaded
-        upload = reference.star(2)
+        upload = cache.star(2)
         path = fits.write_spectrum(tmp_path / "spec-upload.fits", upload)
-        expected = compute.analyse(
-            compute.read_upload(path.read_bytes(), "spec-upload.fits"), model, emulator, reference
+        expected = analysis_module.analyse(
+            inputs.read_upload(path.read_bytes(), "spec-upload.fits"), model, emulator, cache
         )
         page.evaluate(START_CLOCK)
         page.locator("input.stellar-upload-input").set_input_files(str(path))
@@ -204,9 +207,7 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
         page.screenshot(path=str(ARTIFACTS / "dashboard-bad-upload.png"), full_page=True)
 
         # still usable after the bad files
-        page.get_by_placeholder("spec_id of a test star").fill(
-            str(reference.test.spec_id.iloc[first])
-        )
+        page.get_by_placeholder("spec_id of a test star").fill(str(cache.test.spec_id.iloc[first]))
         page.locator("button.stellar-load").click()
         _wait_status(page, "showing test star")
         _wait_plots(page, expected_first)
@@ -215,7 +216,7 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
         # a click on a star of the Kiel diagram loads that star (or the nearest one to the click)
         point = page.locator(".js-plotly-plot .scatterlayer .trace").first.locator("path.point")
         page.locator(".stellar-plotly-view").first.scroll_into_view_if_needed()
-        box = point.nth(len(reference.test) // 2).bounding_box()
+        box = point.nth(len(cache.test) // 2).bounding_box()
         x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
         page.mouse.move(x - 20, y)
         page.mouse.move(x, y, steps=4)  # plotly reports the hovered point on a click
@@ -223,13 +224,13 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
         page.mouse.click(x, y)
         page.wait_for_function(
             "first => document.querySelector('input[placeholder^=\"spec_id\"]').value !== first",
-            arg=str(reference.test.spec_id.iloc[first]),
+            arg=str(cache.test.spec_id.iloc[first]),
             timeout=30_000,
         )
         clicked = page.get_by_placeholder("spec_id of a test star").input_value()
         _wait_status(page, f"showing test star {clicked}")
-        position = int(np.flatnonzero(reference.test.spec_id.astype(str) == clicked)[0])
-        _wait_plots(page, compute.analyse(reference.star(position), model, emulator, reference))
+        position = int(np.flatnonzero(cache.test.spec_id.astype(str) == clicked)[0])
+        _wait_plots(page, analysis_module.analyse(cache.star(position), model, emulator, cache))
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=False)
         memory = bench_dashboard.kernel_memory_mb(process)
         figures["kernel memory, each kernel [MB]"] = memory

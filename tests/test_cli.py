@@ -1,12 +1,20 @@
+import ast
+import pathlib
 import subprocess
 import sys
 
-from stellar_nb import cli
+import pytest
+
+import stellar_nb
+from stellar_nb import commands
+from stellar_nb.commands import bench, fetch
+
+PACKAGE = pathlib.Path(stellar_nb.__file__).parent
 
 
 def test_help_lists_every_subcommand(capsys):
     try:
-        cli.main(["--help"])
+        commands.main(["--help"])
     except SystemExit as stop:
         assert stop.code == 0
     out = capsys.readouterr().out
@@ -25,14 +33,93 @@ def test_help_lists_every_subcommand(capsys):
 
 
 def test_import_is_light():
-    code = "import sys, stellar_nb, stellar_nb.cli, stellar_nb.data.tables; print(sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules))"
+    code = "import sys, stellar_nb, stellar_nb.commands, stellar_nb.data.tables; print(sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-m", "stellar_nb.commands", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "COMMAND" in out
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
 
 
-def test_unbuilt_subcommand_exits_nonzero(monkeypatch, capsys):
-    monkeypatch.setitem(cli.COMMANDS, "future", ("stellar_nb.not_a_module", "not there"))
-    assert cli.main(["future"]) == 2
-    assert "not built yet" in capsys.readouterr().err
+def _leaf_arguments():
+    """(command line, parsed defaults) of every subcommand and sub-subcommand."""
+    leaves = []
+    for name in commands.COMMANDS:
+        if name == "fetch":
+            nested = [[name, source] for source in ("sdss", "paper-dataset")]
+        elif name == "bench":
+            nested = [[name, benchmark] for benchmark in bench.BENCHMARKS]
+        else:
+            nested = [[name]]
+        leaves.extend(nested)
+    return leaves
+
+
+@pytest.mark.parametrize("words", _leaf_arguments(), ids=" ".join)
+def test_every_subcommand_takes_the_common_flags(words):
+    positional = {"predict": ["m", "a.fits", "--out", "t.csv"]}.get(words[0], [])
+    parser = commands.build_parser(words[0])
+    args = parser.parse_args(
+        [*words, *positional, "--quick", "--seed", "7", "--data-home", "/tmp/home"]
+    )
+    assert (args.quick, args.seed, args.data_home) == (True, 7, "/tmp/home")
+    args = parser.parse_args([*words, *positional])
+    assert (args.quick, args.seed, args.data_home) == (None, 0, None)
+
+
+def test_one_name_per_idea_across_flags():
+    options = {}
+    for words in _leaf_arguments():
+        parser = commands.build_parser(words[0])
+        sub = parser._subparsers._group_actions[0].choices[words[0]]
+        if len(words) > 1:
+            sub = sub._subparsers._group_actions[0].choices[words[1]]
+        options[" ".join(words)] = {
+            option for action in sub._actions for option in action.option_strings
+        }
+    every = set().union(*options.values())
+    for old in ("--data", "--survey-dir", "--model-dir", "--labels", "--config"):
+        assert old not in every
+    for name in ("train", "tune", "evaluate", "preprocess", "dashboard", "bench real-stars"):
+        assert "--survey" in options[name]
+    for name in ("dashboard", "bench inference", "bench dashboard"):
+        assert "--model" in options[name]
+    assert {"--variant", "--label-source"} <= options["train"]
+    assert fetch.HAS_SUBCOMMANDS and bench.HAS_SUBCOMMANDS
+
+
+def test_only_the_command_package_imports_argparse():
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.is_relative_to(PACKAGE / "commands"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if "argparse" in names or "stellar_nb.commands" in names:
+                offenders.append(str(path.relative_to(PACKAGE)))
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                "stellar_nb.commands"
+            ):
+                offenders.append(str(path.relative_to(PACKAGE)))
+    assert offenders == []
+
+
+def test_command_errors_print_the_command_and_exit_1(tmp_path, capsys):
+    missing = tmp_path / "no-such-survey"
+    assert (
+        commands.main(["preprocess", "--survey", str(missing), "--data-home", str(tmp_path)]) == 1
+    )
+    error = capsys.readouterr().err
+    assert error.startswith("stellar-nb preprocess: error:") and str(missing) in error

@@ -33,3 +33,43 @@ def test_config_is_frozen_and_rejects_bad_fields(tmp_path):
         config.get_config(data_home=tmp_path, epoch=3)
     with pytest.raises(ValueError, match="n_train must be positive"):
         config.get_config(data_home=tmp_path, n_train=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "variable", "default"),
+    [
+        (
+            "skyserver",
+            "STELLAR_NB_SKYSERVER_URL",
+            "https://skyserver.sdss.org/dr12/SkyserverWS/SearchTools/SqlSearch",
+        ),
+        ("sas", "STELLAR_NB_SAS_URL", "https://data.sdss.org/sas/dr12"),
+        ("huggingface", "STELLAR_NB_HF_URL", "https://huggingface.co"),
+    ],
+)
+def test_service_url_explicit_then_environment_then_default(monkeypatch, name, variable, default):
+    monkeypatch.delenv(variable, raising=False)
+    assert config.service_url(name) == default
+    monkeypatch.setenv(variable, "http://127.0.0.1:9/env")
+    assert config.service_url(name) == "http://127.0.0.1:9/env"
+    assert config.service_url(name, "http://127.0.0.1:9/given") == "http://127.0.0.1:9/given"
+    with pytest.raises(ValueError, match="unknown service 'ftp'"):
+        config.service_url("ftp")
+
+
+def test_model_dir_explicit_then_environment_then_pretrained(monkeypatch, tmp_path):
+    monkeypatch.delenv("STELLAR_NB_MODEL_DIR", raising=False)
+    assert config.model_dir() is None
+    monkeypatch.setenv("STELLAR_NB_MODEL_DIR", str(tmp_path / "env"))
+    assert config.model_dir() == tmp_path / "env"
+    assert config.model_dir(tmp_path / "given") == tmp_path / "given"
+    assert config.model_dir(str(tmp_path / "given")) == tmp_path / "given"
+
+
+def test_data_home_folders_are_config_properties(tmp_path):
+    settings = config.get_config(quick=True, data_home=tmp_path)
+    assert settings.preprocessed_dir == tmp_path / "preprocessed"
+    assert settings.downloads_dir == tmp_path / "sdss_dr12"
+    assert settings.paper_dataset_dir == tmp_path / "benchmark"
+    assert settings.dashboard_cache_dir == tmp_path / "dashboard"
+    assert settings.survey_dir == tmp_path / "simulated" / "survey-quick-seed0"

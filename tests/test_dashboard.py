@@ -1,4 +1,4 @@
-"""Tests of the dashboard: reference data, one spectrum's analysis, figures, widgets, uploads, serving.
+"""Tests of the dashboard: the survey cache, one spectrum's analysis, figures, widgets, uploads, serving.
 
 The model is the quick-mode model trained once per test session (``test_train.quick_model``), so
 the dashboard is tested on a real :class:`stellar_nb.inference.NumpyModel`.
@@ -10,13 +10,15 @@ import os
 import subprocess
 import sys
 
+import loopback
 import numpy as np
 import pytest
 
-from stellar_nb import cli, inference, schema, trust
+from stellar_nb import commands, inference, schema, trust
+from stellar_nb.dashboard import analysis as analysis_module
 from stellar_nb.dashboard import app as app_module
-from stellar_nb.dashboard import compute, plotly_view, serve
-from stellar_nb.data import fits, loopback, tables
+from stellar_nb.dashboard import inputs, plotly_view, serve, survey_cache
+from stellar_nb.data import fits, tables
 from stellar_nb.plots import dashboard as figures
 
 pytestmark = pytest.mark.slow
@@ -35,8 +37,10 @@ def model(model_dir):
 
 
 @pytest.fixture(scope="module")
-def reference(quick_survey, model, quick_config):
-    return compute.build_reference(quick_survey, model, quick_config.data_home / "dashboard")
+def cache(quick_survey, model, quick_config):
+    return survey_cache.build_survey_cache(
+        quick_survey, model, quick_config.data_home / "dashboard"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,7 @@ def emulator():
 
 @pytest.fixture()
 def dashboard(quick_config, quick_survey, model_dir):
-    return serve.build_app(quick_config, model_dir=model_dir, survey_dir=quick_survey)
+    return serve.build_app(quick_config, model_dir=model_dir, survey=quick_survey)
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +65,9 @@ def _fits_bytes(tmp_path, spectrum, name="spec.fits"):
     return path.read_bytes()
 
 
-def test_reference_holds_the_models_test_predictions(reference, model, quick_survey, quick_config):
+def test_reference_holds_the_models_test_predictions(cache, model, quick_survey, quick_config):
     test = tables.read_split(quick_survey, "test")
-    assert len(reference.test) == len(test) == quick_config.n_test
+    assert len(cache.test) == len(test) == quick_config.n_test
     X, flags = model.preprocess(
         list(test.loglam[:5]),
         list(test.flux[:5]),
@@ -73,27 +77,29 @@ def test_reference_holds_the_models_test_predictions(reference, model, quick_sur
     )
     assert not flags.any()
     expected = model.predict(X)
-    predicted = reference.test[[f"pred_{label}" for label in schema.LABELS]].to_numpy()[:5]
+    predicted = cache.test[[f"pred_{label}" for label in schema.LABELS]].to_numpy()[:5]
     np.testing.assert_allclose(predicted, expected, rtol=1e-5)
-    np.testing.assert_array_equal(reference.test.catalog_teff, test.catalog_teff)
-    mae = np.mean(np.abs(reference.residuals), axis=0)
+    np.testing.assert_array_equal(cache.test.catalog_teff, test.catalog_teff)
+    mae = np.mean(np.abs(cache.residuals), axis=0)
     assert mae[0] < 600 and mae[1] < 1.0 and mae[2] < 1.0  # a quick model: 4 epochs on 1,800 stars
-    assert np.mean(reference.test.distance <= reference.distance_threshold) == pytest.approx(
-        compute.DISTANCE_QUANTILE, abs=0.01
+    assert np.mean(cache.test.distance <= cache.distance_threshold) == pytest.approx(
+        survey_cache.DISTANCE_QUANTILE, abs=0.01
     )
     train = tables.read_split(quick_survey, "train", columns=list(schema.CATALOG_COLUMNS))
-    assert reference.label_ranges["teff"] == (train.catalog_teff.min(), train.catalog_teff.max())
+    assert cache.label_ranges["teff"] == (train.catalog_teff.min(), train.catalog_teff.max())
     # read back from the cache: the same numbers, and the same star spectra
-    again = compute.build_reference(quick_survey, model, quick_config.data_home / "dashboard")
-    np.testing.assert_array_equal(again.test.pred_teff, reference.test.pred_teff)
+    again = survey_cache.build_survey_cache(
+        quick_survey, model, quick_config.data_home / "dashboard"
+    )
+    np.testing.assert_array_equal(again.test.pred_teff, cache.test.pred_teff)
     star = again.star(3)
     np.testing.assert_array_equal(star.flux, test.flux[3])
     assert star.meta["spec_id"] == test.spec_id[3] and star.meta["rv_kms"] == test.rv_adop[3]
 
 
-def test_analyse_a_test_star(reference, model, emulator, test_rows):
-    spectrum = compute.spectrum_from_row(test_rows.iloc[2])
-    analysis = compute.analyse(spectrum, model, emulator, reference)
+def test_analyse_a_test_star(cache, model, emulator, test_rows):
+    spectrum = inputs.spectrum_from_row(test_rows.iloc[2])
+    analysis = analysis_module.analyse(spectrum, model, emulator, cache)
     row = test_rows.iloc[2]
     X, _ = model.preprocess([row.loglam], [row.flux], [row.ivar], [row["mask"]], [row.rv_adop])
     np.testing.assert_allclose(analysis.prediction, model.predict(X)[0], rtol=1e-5)
@@ -105,11 +111,16 @@ def test_analyse_a_test_star(reference, model, emulator, test_rows):
         analysis.catalogue, [row.catalog_teff, row.catalog_feh, row.catalog_logg]
     )
     np.testing.assert_allclose(analysis.residual, analysis.prediction - analysis.catalogue)
-    quantile = np.mean(np.abs(reference.residuals) <= np.abs(analysis.residual), axis=0)
+    quantile = np.mean(np.abs(cache.residuals) <= np.abs(analysis.residual), axis=0)
     np.testing.assert_allclose(analysis.residual_quantile, quantile)
     # the preprocessing steps end in exactly what the network saw
     np.testing.assert_allclose(analysis.stages["standardised"], X[0], atol=2e-5)
     np.testing.assert_array_equal(analysis.stages["standardised"], X[0])  # float32, as fed
+    # every stage is the model's own preprocessing, not a recomputation beside it
+    stages = model.preprocessor.stages(row.loglam, row.flux, row.ivar, row["mask"], row.rv_adop)
+    assert list(analysis.stages) == list(stages) == ["resampled", "rest frame", "standardised"]
+    for name, values in stages.items():
+        np.testing.assert_array_equal(analysis.stages[name], values)
     assert analysis.stages["standardised"].mean() == pytest.approx(0, abs=1e-6)
     assert analysis.stages["standardised"].std() == pytest.approx(1, abs=1e-6)
     # the emulated spectrum fits the observed one far better than a constant does
@@ -121,29 +132,61 @@ def test_analyse_a_test_star(reference, model, emulator, test_rows):
     assert [flag["name"] for flag in analysis.flags] == list(trust.FLAG_NAMES)
 
 
-def test_batched_uncertainty_matches_the_inference_module(model, test_rows):
+def test_uncertainty_is_the_inference_method(cache, model, emulator, test_rows):
     row = test_rows.iloc[0]
-    spectrum = compute.spectrum_from_row(row)
-    prediction, sigma, _ = compute.predict_with_uncertainty(
-        model, spectrum, row.rv_adop, n_draws=48, seed=1
+    arrays = ([row.loglam], [row.flux], [row.ivar], [row["mask"]], [row.rv_adop])
+    analysis = analysis_module.analyse(
+        inputs.spectrum_from_row(row), model, emulator, cache, seed=1
     )
     expected, expected_sigma = model.predict_with_uncertainty(
-        [row.loglam], [row.flux], [row.ivar], [row["mask"]], [row.rv_adop], n_draws=48, seed=2
+        *arrays, n_draws=analysis_module.N_DRAWS, seed=1
     )
-    np.testing.assert_allclose(prediction, expected[0], rtol=1e-5)
-    np.testing.assert_allclose(sigma, expected_sigma[0], rtol=0.35)
+    np.testing.assert_array_equal(
+        analysis.prediction, inference.in_schema_order(model, expected[0])
+    )
+    np.testing.assert_array_equal(
+        analysis.sigma, inference.in_schema_order(model, expected_sigma[0])
+    )
+    # the same seed gives the numbers of the dashboard's former batched copy of the method: the
+    # observed spectrum and its noise draws (one (n_draws, pixels) normal block) in one batch
+    rng = np.random.default_rng(1)
+    ivar = np.asarray(row.ivar, dtype=np.float64)
+    noise = np.where(ivar > 0, 1.0 / np.sqrt(np.where(ivar > 0, ivar, 1.0)), 0.0)
+    flux = np.asarray(row.flux, dtype=np.float64)
+    fluxes = [flux, *(flux + noise * rng.standard_normal((analysis_module.N_DRAWS, flux.size)))]
+    count = len(fluxes)
+    X, _ = model.preprocess(
+        [row.loglam] * count,
+        fluxes,
+        [ivar] * count,
+        [row["mask"]] * count,
+        np.full(count, row.rv_adop),
+    )
+    batched = inference.in_schema_order(model, model.predict(X))
+    model_term = np.array([model.sigma_model.get(label, 0.0) for label in schema.LABELS])
+    former_sigma = np.sqrt(batched[1:].std(axis=0, ddof=1) ** 2 + model_term**2)
+    np.testing.assert_allclose(analysis.prediction, batched[0], rtol=1e-6)
+    np.testing.assert_allclose(analysis.sigma, former_sigma, rtol=1e-5)
+    # another seed: another draw of the spread, of the same size
+    other, other_sigma = model.predict_with_uncertainty(*arrays, n_draws=48, seed=2)
+    np.testing.assert_allclose(
+        analysis.prediction, inference.in_schema_order(model, other[0]), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        analysis.sigma, inference.in_schema_order(model, other_sigma[0]), rtol=0.35
+    )
 
 
-def test_trust_flags(reference, model, emulator, test_rows):
+def test_trust_flags(cache, model, emulator, test_rows):
     row = test_rows.iloc[1]
 
-    def flags(spectrum, ref=reference):
+    def flags(spectrum, ref=cache):
         return {
             flag["name"]: flag["raised"]
-            for flag in compute.analyse(spectrum, model, emulator, ref).flags
+            for flag in analysis_module.analyse(spectrum, model, emulator, ref).flags
         }
 
-    spectrum = compute.spectrum_from_row(row)
+    spectrum = inputs.spectrum_from_row(row)
     plain = flags(spectrum)
     assert (
         not plain["not a star"]
@@ -160,9 +203,7 @@ def test_trust_flags(reference, model, emulator, test_rows):
         ivar=np.where(np.arange(spectrum.ivar.size) % 3 == 0, 0, spectrum.ivar).astype(np.float32),
     )
     assert flags(masked)["masked pixels"]
-    narrow = dataclasses.replace(
-        reference, label_ranges={label: (0.0, 0.0) for label in schema.LABELS}
-    )
+    narrow = dataclasses.replace(cache, label_ranges={label: (0.0, 0.0) for label in schema.LABELS})
     assert flags(spectrum, narrow)["labels at the training edge"]
     rng = np.random.default_rng(0)
     flat = dataclasses.replace(
@@ -172,15 +213,15 @@ def test_trust_flags(reference, model, emulator, test_rows):
 
 
 def test_read_upload_turns_bad_files_into_messages(tmp_path, test_rows):
-    spectrum = compute.spectrum_from_row(test_rows.iloc[0])
+    spectrum = inputs.spectrum_from_row(test_rows.iloc[0])
     content = _fits_bytes(tmp_path, spectrum)
-    parsed = compute.read_upload(content, "good.fits")
+    parsed = inputs.read_upload(content, "good.fits")
     np.testing.assert_array_equal(parsed.flux, spectrum.flux)
     assert parsed.meta["plate"] == spectrum.meta["plate"] and parsed.meta["path"] == "good.fits"
     cases = {
         "notes.txt": (b"hello, not a spectrum\n", "not a FITS file"),
         "truncated.fits": (content[: len(content) // 2], "truncated"),
-        "big.fits": (b"SIMPLE  =" + bytes(compute.MAX_UPLOAD_BYTES), "over the 20 MB upload limit"),
+        "big.fits": (b"SIMPLE  =" + bytes(inputs.MAX_UPLOAD_BYTES), "over the 20 MB upload limit"),
     }
     from astropy.io import fits as astropy_fits
 
@@ -199,16 +240,16 @@ def test_read_upload_turns_bad_files_into_messages(tmp_path, test_rows):
     )
     cases["dead.fits"] = (dead, "every pixel is masked")
     for name, (data, message) in cases.items():
-        with pytest.raises(compute.DashboardInputError, match=message) as error:
-            compute.read_upload(data, name)
+        with pytest.raises(inputs.DashboardInputError, match=message) as error:
+            inputs.read_upload(data, name)
         assert name in str(error.value)
 
 
-def test_figures_have_fixed_traces(reference, model, emulator, test_rows):
-    analysis = compute.analyse(
-        compute.spectrum_from_row(test_rows.iloc[0]), model, emulator, reference
+def test_figures_have_fixed_traces(cache, model, emulator, test_rows):
+    analysis = analysis_module.analyse(
+        inputs.spectrum_from_row(test_rows.iloc[0]), model, emulator, cache
     )
-    spectrum = figures.spectrum_figure(analysis)
+    spectrum = figures.plot_spectrum(analysis)
     names = [trace.name for trace in spectrum.data]
     assert names[:3] == ["observed", "masked pixels", "emulated at prediction"]
     assert names[figures.FIRST_STEP_TRACE :] == [
@@ -225,8 +266,8 @@ def test_figures_have_fixed_traces(reference, model, emulator, test_rows):
     assert {"H alpha", "H beta", "Ca II K", "Mg b", "Na D", "G band"} <= texts
     low, high = 10 ** analysis.spectrum.loglam[[0, -1]]
     assert all(low <= shape.x0 <= high for shape in spectrum.layout.shapes)
-    assert len(figures.spectrum_figure().data) == len(spectrum.data)
-    hidden = figures.spectrum_figure(analysis, steps=("standardised",))
+    assert len(figures.plot_spectrum().data) == len(spectrum.data)
+    hidden = figures.plot_spectrum(analysis, steps=("standardised",))
     assert [trace.visible for trace in hidden.data[figures.FIRST_STEP_TRACE :]] == [
         False,
         False,
@@ -234,24 +275,24 @@ def test_figures_have_fixed_traces(reference, model, emulator, test_rows):
         True,
     ]
     with pytest.raises(ValueError, match="unknown steps"):
-        figures.spectrum_figure(analysis, steps=("smoothed",))
-    overview = figures.overview_figure(reference.test, reference.residuals, analysis)
-    assert overview.data[0].x.size == len(reference.test)
+        figures.plot_spectrum(analysis, steps=("smoothed",))
+    overview = figures.plot_overview(cache.test, cache.residuals, analysis)
+    assert overview.data[0].x.size == len(cache.test)
     assert list(overview.data[2].x) == [analysis.prediction[0]] and list(
         overview.data[2].error_y.array
     ) == [analysis.sigma[2]]
     assert overview.data[4].type == "bar"
-    centres, counts, _ = figures.residual_histogram(reference.residuals[:, 1])
+    centres, counts, _ = figures.residual_histogram(cache.residuals[:, 1])
     np.testing.assert_allclose(overview.data[4].x, centres)
     np.testing.assert_array_equal(overview.data[4].y, counts)
-    assert counts.sum() >= 0.98 * len(reference.test)  # the central 99% and the edges
+    assert counts.sum() >= 0.98 * len(cache.test)  # the central 99% and the edges
     assert {trace.type for trace in overview.data} <= set(plotly_view.TRACE_TYPES)
-    assert {trace.type for trace in figures.spectrum_figure(analysis).data} <= set(
+    assert {trace.type for trace in figures.plot_spectrum(analysis).data} <= set(
         plotly_view.TRACE_TYPES
     )
-    subset = figures.overview_figure(reference.test, reference.residuals, analysis, max_points=50)
+    subset = figures.plot_overview(cache.test, cache.residuals, analysis, max_points=50)
     assert subset.data[0].x.size == 50 and "50 of" in subset.layout.annotations[0].text
-    chosen = reference.test.set_index(reference.test.spec_id.astype(str)).loc[
+    chosen = cache.test.set_index(cache.test.spec_id.astype(str)).loc[
         list(subset.data[0].customdata)
     ]
     np.testing.assert_allclose(subset.data[0].x, chosen.catalog_teff)
@@ -259,19 +300,19 @@ def test_figures_have_fixed_traces(reference, model, emulator, test_rows):
     assert [shape.xref for shape in overview.layout.shapes] == ["x2", "x3", "x4"]
 
 
-def test_dashboard_updates_every_panel(dashboard, reference, model, emulator):
+def test_dashboard_updates_every_panel(dashboard, cache, model, emulator):
     assert dashboard.analysis is not None and "stellar-ok" in dashboard.status.value
-    spec_id = str(reference.test.spec_id.iloc[7])
+    spec_id = str(cache.test.spec_id.iloc[7])
     assert dashboard.load_test_star(spec_id)
-    expected = compute.analyse(reference.star(7), model, emulator, reference)
+    expected = analysis_module.analyse(cache.star(7), model, emulator, cache)
     np.testing.assert_allclose(dashboard.analysis.prediction, expected.prediction)
-    np.testing.assert_allclose(dashboard.spectrum.data[0]["y"], reference.star(7).flux)
+    np.testing.assert_allclose(dashboard.spectrum.data[0]["y"], cache.star(7).flux)
     np.testing.assert_allclose(dashboard.spectrum.data[7]["y"], expected.stages["rest frame"])
     assert (
         dashboard.spectrum.data[4]["yaxis"] == "y2" and dashboard.spectrum.data[8]["yaxis"] == "y4"
     )
     assert list(dashboard.overview.data[2]["x"]) == pytest.approx([expected.prediction[0]])
-    assert len(dashboard.overview.data[0]["x"]) == len(reference.test)  # the test stars stay
+    assert len(dashboard.overview.data[0]["x"]) == len(cache.test)  # the test stars stay
     assert dashboard.overview.plot_layout["shapes"][0]["x0"] == pytest.approx(expected.residual[0])
     assert len(dashboard.overview.plot_layout["annotations"]) == 4  # subplot titles stay
     assert f"data-value='{expected.prediction[0]:.6g}'" in dashboard.results.value
@@ -279,11 +320,11 @@ def test_dashboard_updates_every_panel(dashboard, reference, model, emulator):
     assert "Trust flags" in dashboard.flags.value
     dashboard.steps[0].value = False
     assert dashboard.spectrum.data[figures.FIRST_STEP_TRACE]["visible"] is False
-    assert dashboard.load_test_star(reference.test.spec_id.iloc[8])
+    assert dashboard.load_test_star(cache.test.spec_id.iloc[8])
     assert dashboard.spectrum.data[figures.FIRST_STEP_TRACE]["visible"] is False  # the choice stays
 
 
-def test_dashboard_survives_bad_input(dashboard, reference, tmp_path):
+def test_dashboard_survives_bad_input(dashboard, cache, tmp_path):
     before = dashboard.analysis
     assert not dashboard.load_test_star("12345")
     assert "no test star" in dashboard.status.value and "stellar-error" in dashboard.status.value
@@ -294,19 +335,19 @@ def test_dashboard_survives_bad_input(dashboard, reference, tmp_path):
     assert not dashboard.load_sdss("not-an-id")
     assert "plate-MJD-fiber" in dashboard.status.value
     assert dashboard.analysis is before
-    spectrum = reference.star(4)
+    spectrum = cache.star(4)
     content = _fits_bytes(tmp_path, spectrum, "star.fits")
     dashboard.upload._handle(
         None, {"event": "file", "name": "star.fits", "size": len(content)}, [memoryview(content)]
     )
     assert "showing star.fits" in dashboard.status.value
-    np.testing.assert_allclose(dashboard.analysis.catalogue[0], reference.test.catalog_teff.iloc[4])
-    assert dashboard.analysis.rv_kms == pytest.approx(reference.test.rv_adop.iloc[4])
+    np.testing.assert_allclose(dashboard.analysis.catalogue[0], cache.test.catalog_teff.iloc[4])
+    assert dashboard.analysis.rv_kms == pytest.approx(cache.test.rv_adop.iloc[4])
 
 
-def test_kiel_click_loads_the_star(dashboard, reference):
+def test_kiel_click_loads_the_star(dashboard, cache):
     clicked = dashboard.overview.data[0]["customdata"][11]
-    assert clicked == str(reference.test.spec_id.iloc[11])  # all 900 quick-mode stars are drawn
+    assert clicked == str(cache.test.spec_id.iloc[11])  # all 900 quick-mode stars are drawn
     dashboard.overview._handle(None, {"event": "click", "trace": 0, "point": 11}, [])
     assert str(dashboard.analysis.spectrum.meta["spec_id"]) == clicked
     assert dashboard.star_id.value == clicked
@@ -317,7 +358,7 @@ def test_kiel_click_loads_the_star(dashboard, reference):
 
 
 def test_fetch_by_plate_mjd_fiber_from_a_loopback_sas(
-    dashboard, quick_survey, tmp_path, model, emulator, reference
+    dashboard, quick_survey, tmp_path, model, emulator, cache
 ):
     frame = tables.read_split(quick_survey, "test", rows=slice(0, 3))
     site = loopback.site_from_split(frame, tmp_path / "site")
@@ -328,7 +369,7 @@ def test_fetch_by_plate_mjd_fiber_from_a_loopback_sas(
         assert dashboard.load_sdss(f" {row.plate}-{row.mjd}-{row.fiber} ")
         assert not dashboard.load_sdss("1-51000-1")
         assert "not found" in dashboard.status.value
-    expected = compute.analyse(compute.spectrum_from_row(row), model, emulator, reference)
+    expected = analysis_module.analyse(inputs.spectrum_from_row(row), model, emulator, cache)
     np.testing.assert_allclose(dashboard.analysis.prediction, expected.prediction, rtol=1e-4)
     assert dashboard.analysis.source == f"spec-{row.plate:04d}-{row.mjd:05d}-{row.fiber:04d}.fits"
     dashboard.sas_url = "http://127.0.0.1:9"  # nothing listens on the discard port
@@ -373,10 +414,10 @@ def test_notebook_copy_outside_a_checkout(tmp_path, monkeypatch):
 
 
 def test_command_line_and_voila_settings():
-    args = cli.build_parser("dashboard").parse_args(
-        ["dashboard", "--quick", "--port", "9999", "--model-dir", "m"]
+    args = commands.build_parser("dashboard").parse_args(
+        ["dashboard", "--quick", "--port", "9999", "--model", "m"]
     )
-    assert args.port == 9999 and args.quick and args.model_dir == "m" and args.ip == "localhost"
+    assert args.port == 9999 and args.quick and args.model == "m" and args.ip == "localhost"
     command = serve.voila_command("nb.ipynb", port=9999, ip="127.0.0.1")
     assert command[1:4] == ["-m", "voila", "nb.ipynb"] and "--port=9999" in command
     assert f"--Voila.config_file_paths={serve.VOILA_CONFIG_DIR}" in command
@@ -385,7 +426,7 @@ def test_command_line_and_voila_settings():
     for settings in (voila["Voila"], server["ServerApp"]):
         assert (
             settings["tornado_settings"]["websocket_max_message_size"]
-            > compute.MAX_UPLOAD_BYTES * 1.1
+            > inputs.MAX_UPLOAD_BYTES * 1.1
         )
     # Only the widget extensions the page needs: jupyterlab-plotly alone would add 4.8 MB of JS.
     for settings in (voila, server):

@@ -6,10 +6,11 @@ import subprocess
 import sys
 import time
 
+import loopback
 import numpy as np
 import pytest
 
-from stellar_nb.data import download, loopback
+from stellar_nb.data import download
 
 
 @pytest.fixture

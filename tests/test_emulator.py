@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.interpolate
 
-from stellar_nb import emulator, schema
+from stellar_nb import doppler, emulator, schema
 
 SUN = [5777.0, 0.0, 4.44]
 
@@ -78,21 +78,12 @@ def test_save_and_load_round_trip(shipped, tmp_path):
         emulator.load_emulator(tmp_path / "missing.npz")
 
 
-def test_relativistic_doppler_shift():
-    shift = emulator.doppler_loglam_shift(300.0)
-    beta = 300.0 / schema.C_KM_S
-    assert shift == pytest.approx(np.log10(np.sqrt((1 + beta) / (1 - beta))), rel=1e-12)
-    assert emulator.doppler_loglam_shift(-300.0) == pytest.approx(-shift)
-    with pytest.raises(ValueError, match="speed of light"):
-        emulator.doppler_loglam_shift(schema.C_KM_S)
-
-
 def test_fit_to_observed_recovers_scale_shift_and_calibration(shipped):
     loglam = np.round(3.5800 + 1e-4 * np.arange(3800), 4)
     rv = 123.0
     rest = shipped.flux([SUN])[0].astype(float)
     spline = scipy.interpolate.CubicSpline(shipped.loglam, rest)
-    shifted = spline(loglam - emulator.doppler_loglam_shift(rv))
+    shifted = spline(loglam - doppler.loglam_shift(rv))
     x = np.linspace(-1, 1, loglam.size)
     truth = 42.0 * (1 + 0.1 * x - 0.05 * x**2) * shifted
     ivar = np.full(loglam.size, 4.0)

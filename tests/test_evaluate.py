@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from test_train import quick_model
 
-from stellar_nb import baselines, cli, evaluate
+from stellar_nb import baselines, commands, evaluate
 
 
 def test_ridge_and_ols_match_closed_forms():
@@ -49,11 +49,11 @@ def test_calibration_of_gaussian_errors():
 def test_evaluate_a_quick_model(quick_config, quick_survey, tmp_path, capsys):
     model_dir = quick_model(quick_config, quick_survey)
     out = tmp_path / "evaluation.json"
-    status = cli.main(
+    status = commands.main(
         [
             "evaluate",
             str(model_dir),
-            "--data",
+            "--survey",
             str(quick_survey),
             "--out",
             str(out),

@@ -3,14 +3,15 @@
 import subprocess
 import sys
 
+import loopback
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from stellar_nb import cli, schema
-from stellar_nb.data import benchmark, loopback, sdss, tables
+from stellar_nb import commands, schema
+from stellar_nb.data import paper_dataset, sdss, tables
 
 
 @pytest.fixture
@@ -19,7 +20,7 @@ def site(tmp_path):
 
 
 def fetch_sdss(server, tmp_path, *extra):
-    return cli.main(
+    return commands.main(
         ["fetch", "sdss", "--n", "12", "--out", str(tmp_path / "out"), "--data-home", str(tmp_path / "home"),
          "--skyserver-url", server.skyserver_url, "--sas-url", server.sas_url, "--no-progress", "--page-size", "5", *extra]
     )  # fmt: skip
@@ -69,7 +70,7 @@ def test_fetch_sdss_skyserver_down(site, tmp_path, capsys):
 
 def test_fetch_sdss_bad_n(tmp_path, capsys):
     assert (
-        cli.main(
+        commands.main(
             ["fetch", "sdss", "--n", "0", "--out", str(tmp_path), "--data-home", str(tmp_path)]
         )
         == 1
@@ -93,40 +94,42 @@ def hub_folder(tmp_path):
     return folder
 
 
-def test_fetch_benchmark(tmp_path, capsys):
-    with loopback.LoopbackServer(datasets={benchmark.REPOSITORY: hub_folder(tmp_path)}) as server:
+def test_fetch_paper_dataset(tmp_path, capsys):
+    with loopback.LoopbackServer(
+        datasets={paper_dataset.REPOSITORY: hub_folder(tmp_path)}
+    ) as server:
         argv = [
             "fetch",
-            "benchmark",
+            "paper-dataset",
             "--out",
             str(tmp_path / "bench"),
             "--hf-url",
             server.url,
             "--no-progress",
         ]
-        assert cli.main([*argv, "--data-home", str(tmp_path)]) == 0
-        assert "benchmark splits in" in capsys.readouterr().out
-        frame = benchmark.load_benchmark("test", data_home=tmp_path / "bench")
+        assert commands.main([*argv, "--data-home", str(tmp_path)]) == 0
+        assert "paper data set splits in" in capsys.readouterr().out
+        frame = paper_dataset.load_paper_dataset("test", data_home=tmp_path / "bench")
         assert frame["spec_id"].tolist() == [20, 21, 22]
         server.fail(
-            f"/datasets/{benchmark.REPOSITORY}/resolve/main/train-00000-of-00001.parquet",
+            f"/datasets/{paper_dataset.REPOSITORY}/resolve/main/train-00000-of-00001.parquet",
             "500",
             times=10,
         )
         (tmp_path / "bench" / "manifest.json").unlink()
-        assert cli.main([*argv, "--data-home", str(tmp_path), "--retries", "0"]) == 1
+        assert commands.main([*argv, "--data-home", str(tmp_path), "--retries", "0"]) == 1
     assert "rerun the same command to resume" in capsys.readouterr().err
 
 
 def test_fetch_help_lists_sources():
     result = subprocess.run(
-        [sys.executable, "-m", "stellar_nb.cli", "fetch", "--help"],
+        [sys.executable, "-m", "stellar_nb.commands", "fetch", "--help"],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0
-    assert "sdss" in result.stdout and "benchmark" in result.stdout
+    assert "sdss" in result.stdout and "paper-dataset" in result.stdout
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["fetch"])
+        commands.main(["fetch"])
     assert exit_info.value.code == 2

@@ -40,3 +40,36 @@ def test_sha256sum_matches_hashlib(tmp_path):
     data = bytes(range(256)) * 10_000  # more than one 1 MiB block
     (tmp_path / "blob").write_bytes(data)
     assert files.sha256sum(tmp_path / "blob") == hashlib.sha256(data).hexdigest()
+
+
+def test_atomic_path_renames_on_success_and_cleans_up_on_failure(tmp_path):
+    target = tmp_path / "model.keras"
+    target.write_text("old")
+    with files.atomic_path(target) as temporary:
+        assert temporary.parent == tmp_path and temporary.name.endswith(".part.keras")
+        temporary.write_text("new")
+        assert target.read_text() == "old"
+    assert target.read_text() == "new"
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+    with pytest.raises(OSError, match="disk full"), files.atomic_path(target) as temporary:
+        temporary.write_text("half")
+        raise OSError("disk full")
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        with files.atomic_path(tmp_path / "missing" / "x.json"):
+            pass
+
+
+def test_json_round_trip_and_errors_name_the_file(tmp_path):
+    import numpy as np
+
+    path = files.write_json(tmp_path / "a.json", {"b": np.float32(1.5), "a": (1, 2), "p": tmp_path})
+    assert files.read_json(path) == {"a": [1, 2], "b": 1.5, "p": str(tmp_path)}
+    assert path.read_text().startswith('{\n  "a"') and path.read_text().endswith("}\n")
+    with pytest.raises(FileNotFoundError, match=r"missing file .*absent\.json"):
+        files.read_json(tmp_path / "absent.json")
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(ValueError, match=r"bad\.json is not valid JSON"):
+        files.read_json(tmp_path / "bad.json")
+    with pytest.raises(TypeError, match="cannot write object"):
+        files.write_json(tmp_path / "c.json", {"x": object()})

@@ -13,7 +13,7 @@ from astropy.io import fits as astropy_fits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stellar_nb.data import fits
+from stellar_nb.data import convert, fits
 
 # file -> (layout, plate, mjd, fiber, class, pixels, first loglam, S/N, z)
 REAL = {
@@ -233,10 +233,10 @@ def test_specutils_round_trip_and_unit_conversion(sdss_fixtures):
     from astropy.nddata import StdDevUncertainty
 
     spectrum = fits.read_spectrum(sdss_fixtures / "spec-0266-51602-0031.fits")
-    converted = fits.to_specutils(spectrum)
+    converted = convert.to_specutils(spectrum)
     assert converted.flux.unit == fits.FLUX_UNIT
     assert converted.spectral_axis[0].to_value(u.AA) == pytest.approx(10**3.5798, rel=1e-6)
-    back = fits.from_specutils(converted)
+    back = convert.from_specutils(converted)
     np.testing.assert_allclose(back.flux, spectrum.flux, rtol=1e-6)
     np.testing.assert_allclose(back.ivar, spectrum.ivar, rtol=1e-5)
     np.testing.assert_array_equal(back.and_mask, spectrum.and_mask)
@@ -247,7 +247,7 @@ def test_specutils_round_trip_and_unit_conversion(sdss_fixtures):
     other = specutils.Spectrum(
         flux=flux, spectral_axis=wavelength, uncertainty=StdDevUncertainty(flux.value / 10)
     )
-    result = fits.from_specutils(other)
+    result = convert.from_specutils(other)
     # 1 W/m2/um = 0.1 erg/s/cm2/A, so 1e-16 W/m2/um is 1 in units of 1e-17 erg/s/cm2/A
     np.testing.assert_allclose(result.flux, 1.0, rtol=1e-5)
     np.testing.assert_allclose(result.ivar, 100.0, rtol=1e-4)
@@ -259,7 +259,7 @@ def test_from_specutils_rejects_non_flux_density():
 
     other = specutils.Spectrum(flux=np.ones(10) * u.m, spectral_axis=np.arange(4000, 4010) * u.AA)
     with pytest.raises(ValueError, match=r"not a flux density"):
-        fits.from_specutils(other)
+        convert.from_specutils(other)
 
 
 def test_non_fits_file(tmp_path):

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from stellar_nb import files, inference, model
+from stellar_nb import calibration, files, inference, model, model_directory
 
 
 def _randomised(spec, seed):
@@ -32,7 +32,7 @@ def test_numpy_forward_matches_keras(variant):
     spectra = np.random.default_rng(0).normal(size=(300, 4000)).astype("float32")
     keras_out = network.predict(spectra, verbose=0)
     expected = np.concatenate([keras_out[label] for label in spec["labels"]], axis=1)
-    ours = inference.NumpyModel(spec, inference.export_weights(network)).forward(
+    ours = inference.NumpyModel(spec, model_directory.export_weights(network)).forward(
         spectra, batch_size=128
     )
     assert ours.shape == (300, 3)
@@ -42,14 +42,16 @@ def test_numpy_forward_matches_keras(variant):
 
 def test_numpy_model_rejects_bad_inputs():
     spec = model.architecture()
-    numpy_model = inference.NumpyModel(spec, inference.export_weights(model.build_model(**spec)))
+    numpy_model = inference.NumpyModel(
+        spec, model_directory.export_weights(model.build_model(**spec))
+    )
     with pytest.raises(ValueError, match=r"shape \(n, 4000\)"):
         numpy_model.forward(np.zeros((2, 3999)))
     with pytest.raises(ValueError, match="no preprocessor"):
         numpy_model.predict(np.zeros((2, 4000)))
-    weights = inference.export_weights(model.build_model(**spec))
+    weights = model_directory.export_weights(model.build_model(**spec))
     del weights["stem_dense/0"]
-    with pytest.raises(inference.ModelDirectoryError, match="stem_dense"):
+    with pytest.raises(model_directory.ModelDirectoryError, match="stem_dense"):
         inference.NumpyModel(spec, weights)
 
 
@@ -57,7 +59,7 @@ def test_calibrate_sigma_reaches_the_coverage():
     rng = np.random.default_rng(0)
     noise = np.full((20_000, 2), 1.0)
     residuals = rng.normal(size=(20_000, 2)) * np.array([np.sqrt(1 + 2.0**2), 0.5])
-    sigma_model = inference.calibrate_sigma(residuals, noise)
+    sigma_model = calibration.calibrate_sigma(residuals, noise)
     assert sigma_model[0] == pytest.approx(2.0, rel=0.03)
     assert sigma_model[1] == 0.0
     combined = np.sqrt(noise[:, 0] ** 2 + sigma_model[0] ** 2)
@@ -85,23 +87,25 @@ def test_atomic_write_keeps_suffixes_and_cleans_up(tmp_path):
 
 
 def test_read_manifest_errors_name_the_file(tmp_path):
-    with pytest.raises(inference.ModelDirectoryError, match="does not exist"):
-        inference.read_manifest(tmp_path / "absent")
-    with pytest.raises(inference.ModelDirectoryError, match=r"missing file .*manifest\.json"):
-        inference.read_manifest(tmp_path)
+    with pytest.raises(model_directory.ModelDirectoryError, match="does not exist"):
+        model_directory.read_manifest(tmp_path / "absent")
+    with pytest.raises(model_directory.ModelDirectoryError, match=r"missing file .*manifest\.json"):
+        model_directory.read_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text("{not json")
-    with pytest.raises(inference.ModelDirectoryError, match=r"manifest\.json is not valid JSON"):
-        inference.read_manifest(tmp_path)
+    with pytest.raises(
+        model_directory.ModelDirectoryError, match=r"manifest\.json is not valid JSON"
+    ):
+        model_directory.read_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text(
         json.dumps({"layout_version": 0, "versions": {"stellar_nb": "0.0.1"}})
     )
-    with pytest.raises(inference.ModelDirectoryError, match="layout version 0"):
-        inference.read_manifest(tmp_path)
+    with pytest.raises(model_directory.ModelDirectoryError, match="layout version 0"):
+        model_directory.read_manifest(tmp_path)
     (tmp_path / "manifest.json").write_text(
-        json.dumps({"layout_version": inference.LAYOUT_VERSION, "files": {}})
+        json.dumps({"layout_version": model_directory.LAYOUT_VERSION, "files": {}})
     )
-    with pytest.raises(inference.ModelDirectoryError, match=r"missing file .*model\.keras"):
-        inference.read_manifest(tmp_path)
+    with pytest.raises(model_directory.ModelDirectoryError, match=r"missing file .*model\.keras"):
+        model_directory.read_manifest(tmp_path)
 
 
 def test_importing_inference_does_not_import_tensorflow():
@@ -167,10 +171,10 @@ def test_bench_inference_compares_numpy_and_keras(trained):
 
 
 def test_shipped_pretrained_model(quick_survey):
-    pretrained = inference.load_pretrained()
+    pretrained = model_directory.load()
     assert pretrained.architecture == model.architecture()
-    assert pretrained.model_dir == inference.pretrained_dir()
-    description = inference.read_json(pretrained.model_dir / "model.json")
+    assert pretrained.model_dir == model_directory.pretrained_dir()
+    description = files.read_json(pretrained.model_dir / "model.json")
     assert description["config"]["epochs"] == 30 and not description["config"]["quick"]
     assert description["config"]["survey"]["n"] == 50_000
     assert pretrained.metrics["epochs"] == 30

@@ -3,7 +3,7 @@ import sys
 import numpy as np
 import pytest
 
-from stellar_nb import emulator, libraries
+from stellar_nb import emulator, emulator_fit, libraries
 
 pytest.importorskip(
     "mangadap", reason="the library spectra need: pip install --no-deps sdss-mangadap"
@@ -71,7 +71,7 @@ def test_missing_extra_names_the_install_command(monkeypatch):
 
 @pytest.mark.slow
 def test_fit_emulator_meets_the_realism_goal():
-    fitted, report = libraries.fit_emulator()
+    fitted, report = emulator_fit.fit_emulator()
     assert report["median_rms"] <= 0.03
     assert str(report["degree"]) == min(report["by_degree"], key=report["by_degree"].get)
     assert report["by_degree"]["4"] < report["by_degree"]["2"]

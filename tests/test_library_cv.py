@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stellar_nb import cli, inference, libraries
+from stellar_nb import commands, libraries, model_directory
 from stellar_nb.bench import library_cv
 
 pytest.importorskip("mangadap", reason=f"the library spectra: {libraries.EXTRA_HINT}")
@@ -27,7 +27,7 @@ def test_library_stars_cover_the_grid():
 
 def test_scoring_masks_tellurics_and_predicts():
     loglam, flux, labels = library_cv.library_stars()
-    model = inference.load_pretrained()
+    model = model_directory.load()
     table = library_cv.score_library_stars(model, loglam, flux[:6], labels[:6])
     assert len(table) == 6 and np.isfinite(table.pred_teff).all()
     assert (table.sigma_teff > 0).all() and (table.snr == library_cv.SNR).all()
@@ -36,13 +36,13 @@ def test_scoring_masks_tellurics_and_predicts():
 def test_cli_runs_the_folds_and_resumes(quick_config, tmp_path, capsys):
     arguments = ["bench", "library-cv", "--quick", "--folds", "2", "--n", "400", "--epochs", "1",
                  "--data-home", str(quick_config.data_home), "--out", str(tmp_path / "cv.csv")]  # fmt: skip
-    assert cli.main(arguments) == 0
+    assert commands.main(arguments) == 0
     out = capsys.readouterr().out
     assert "STELIB cv" in out and "in 2 folds" in out
     models = sorted((quick_config.data_home / "library-cv").glob("*/model/manifest.json"))
     assert len(models) == 2
     stamps = [path.stat().st_mtime_ns for path in models]
-    assert cli.main(arguments) == 0  # the second run reuses both fold models
+    assert commands.main(arguments) == 0  # the second run reuses both fold models
     assert [path.stat().st_mtime_ns for path in models] == stamps
     import pandas as pd
 

@@ -106,7 +106,7 @@ def test_training_reduces_the_loss():
     spectra = rng.normal(size=(512, 32)).astype("float32")
     targets = {
         label: (spectra[:, i : i + 4].sum(axis=1, keepdims=True) / 2).astype("float32")
-        for i, label in enumerate(model.PAPER_ARCHITECTURE["labels"])
+        for i, label in enumerate(model.architecture()["labels"])
     }
     network = model.build_model(input_size=32, stem_units=32, block_units=(16,), block_dropout=0.0)
     model.compile_model(

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from test_train import quick_model
 
-from stellar_nb import cli, inference, predict, schema, trust
+from stellar_nb import commands, inference, predict, trust
 
 
 @pytest.fixture(scope="module")
@@ -13,16 +13,9 @@ def model_dir(quick_config, quick_survey):
     return quick_model(quick_config, quick_survey)
 
 
-def test_redshift_to_velocity_inverts_the_relativistic_doppler_formula():
-    velocity = np.array([-300.0, 0.0, 250.0, 30_000.0])
-    beta = velocity / schema.C_KM_S
-    z = np.sqrt((1 + beta) / (1 - beta)) - 1
-    np.testing.assert_allclose(predict.redshift_to_velocity(z), velocity, atol=1e-8)
-
-
 def test_predict_a_split_table(model_dir, quick_survey, tmp_path, capsys):
     out = tmp_path / "table.csv"
-    status = cli.main(
+    status = commands.main(
         ["predict", str(model_dir), str(quick_survey / "validation.parquet"), "--out", str(out)]
     )
     assert status == 0
@@ -59,7 +52,7 @@ def test_predict_fits_files_flags_non_stars_and_skips_bad_files(
     bad.write_bytes(b"SIMPLE  = nonsense" * 10)
     files = sorted(str(path) for path in sdss_fixtures.glob("*.fit*"))
     out = tmp_path / "fits.csv"
-    status = cli.main(
+    status = commands.main(
         [
             "predict",
             str(model_dir),
@@ -93,7 +86,7 @@ def test_predict_fits_files_flags_non_stars_and_skips_bad_files(
 
 
 def test_predict_reports_a_bad_model_directory(tmp_path, capsys):
-    status = cli.main(
+    status = commands.main(
         ["predict", str(tmp_path / "nowhere"), "x.fits", "--out", str(tmp_path / "t.csv")]
     )
     assert status == 1

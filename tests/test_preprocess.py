@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import scipy.interpolate
 
+from stellar_nb import doppler, schema
 from stellar_nb import preprocess as pp
-from stellar_nb import schema
-from stellar_nb.preprocess import reference, spline
+from stellar_nb.preprocess import naive, spectra, spline
 
 GRID = schema.grid_loglam()
 
@@ -59,7 +59,7 @@ def test_spline_equals_scipy_not_a_knot(length):
 def test_preprocess_equals_naive_loop(method):
     spectra = make_spectra(40)
     X, flags = pp.preprocess_spectra(*spectra, method=method)
-    expected = reference.naive_preprocess(*spectra, method=method)
+    expected = naive.naive_preprocess(*spectra, method=method)
     assert X.shape == (40, 4000) and X.dtype == np.float32
     assert not flags.any()
     assert np.abs(X - expected).max() < 1e-6  # X is float32: rounding is about 1e-7
@@ -87,12 +87,12 @@ def test_rest_frame_shift_moves_a_line_to_its_rest_wavelength():
     rest = np.log10(6564.61)
     line = 1 - 0.8 * np.exp(-0.5 * ((GRID - rest) / 2e-4) ** 2)
     rv = 250.0
-    observed = pp.resample([GRID + pp.doppler_loglam_shift(rv)], [line])
+    observed = pp.resample([GRID + doppler.loglam_shift(rv)], [line])
     restored = pp.rest_frame(observed, rv)[0]
     assert abs(GRID[np.argmin(restored)] - rest) < GRID[1] - GRID[0]
     # relativistic: 1 + z = sqrt((1 + b) / (1 - b))
     beta = rv / schema.C_KM_S
-    assert pp.doppler_loglam_shift(rv) == pytest.approx(
+    assert doppler.loglam_shift(rv) == pytest.approx(
         np.log10(np.sqrt((1 + beta) / (1 - beta))), rel=1e-12
     )
 
@@ -247,7 +247,9 @@ def test_planck_continuum_peaks_at_wien_and_is_standardised():
 
 def test_preprocessor_round_trip_and_single_spectrum(tmp_path):
     spectra = make_spectra(5)
-    preprocessor = pp.Preprocessor().fit(np.array([[5000, -1, 4], [6000, 0, 3], [7000, -2, 2.0]]))
+    preprocessor = pp.Preprocessor().fit_labels(
+        np.array([[5000, -1, 4], [6000, 0, 3], [7000, -2, 2.0]])
+    )
     X, flags = preprocessor.transform(*spectra)
     assert not flags.any()
     np.testing.assert_array_equal(X, pp.preprocess_spectra(*spectra)[0])
@@ -286,3 +288,50 @@ def test_lattice_rows_agrees_with_per_spectrum_rule():
     assert found.tolist() == [value is not None for value in expected]
     assert found.tolist() == [True, False, False, False, False, True, False, False]
     assert first[0] == 35800 and lengths.tolist()[-2:] == [3, 40]
+
+
+@pytest.mark.parametrize(
+    ("method", "continuum_degree"), [("paper", 0), ("single", 0), ("paper", 6)]
+)
+def test_preprocess_stages_are_the_steps_behind_its_output(method, continuum_degree):
+    loglams, fluxes, ivars, masks, rv = make_spectra(5, seed=3)
+    # one spectrum off the SDSS lattice (the per-spectrum path) and one unusable
+    loglams[1] = np.linspace(3.58, 3.96, fluxes[1].size) + 3e-6
+    ivars[2] = np.zeros_like(ivars[2])
+    options = {"method": method, "continuum_degree": continuum_degree}
+    X, flags = pp.preprocess_spectra(loglams, fluxes, ivars, masks, rv, **options)
+    stages = {}
+    staged, staged_flags = pp.preprocess_spectra(
+        loglams, fluxes, ivars, masks, rv, **options, stages=stages
+    )
+    np.testing.assert_array_equal(staged, X)
+    np.testing.assert_array_equal(staged_flags, flags)
+    assert flags[2] and not flags[[0, 1, 3, 4]].any()
+    expected = ["rest frame", "standardised"]
+    expected[:0] = ["resampled"] if method == "paper" else []
+    expected[-1:-1] = ["continuum normalised"] if continuum_degree else []
+    assert list(stages) == expected and stages["standardised"] is staged
+    assert not np.any(stages["rest frame"][2])  # flagged rows stay zero
+    last = stages["continuum normalised" if continuum_degree else "rest frame"]
+    np.testing.assert_allclose(pp.standardise(last[[0, 1, 3, 4]]), X[[0, 1, 3, 4]], atol=2e-6)
+    if method == "paper":
+        # the intermediate steps are the public steps, whichever internal path a spectrum took
+        for row in (0, 1):
+            loglam, flux, _ = spectra.clean_spectrum(
+                loglams[row], fluxes[row], ivars[row], masks[row]
+            )
+            resampled = pp.resample([loglam], [flux])
+            np.testing.assert_allclose(stages["resampled"][row], resampled[0], rtol=1e-9, atol=1e-6)
+            rest = pp.rest_frame(resampled, rv[row])
+            np.testing.assert_allclose(stages["rest frame"][row], rest[0], rtol=1e-9, atol=1e-6)
+
+
+def test_preprocessor_stages_end_in_its_transform():
+    loglams, fluxes, ivars, masks, rv = make_spectra(1, seed=4)
+    preprocessor = pp.Preprocessor()
+    stages = preprocessor.stages(loglams[0], fluxes[0], ivars[0], masks[0], rv[0])
+    X, _ = preprocessor.transform(loglams, fluxes, ivars, masks, rv)
+    np.testing.assert_array_equal(stages["standardised"], X[0])
+    assert stages["standardised"].dtype == np.float32 and stages["resampled"].shape == GRID.shape
+    with pytest.raises(ValueError, match=r"cannot be preprocessed \(too_short\)"):
+        preprocessor.stages(loglams[0], fluxes[0], np.zeros_like(ivars[0]), masks[0], rv[0])

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from stellar_nb import cli
+from stellar_nb import commands
 from stellar_nb import preprocess as pp
 from stellar_nb.data import tables
 
@@ -65,7 +65,7 @@ def test_single_spectrum_call_agrees_with_batch(quick_survey):
 
 def test_cli_preprocess_writes_arrays_and_state(quick_survey, quick_config, tmp_path, capsys):
     out = tmp_path / "out"
-    status = cli.main(
+    status = commands.main(
         [
             "preprocess",
             "--data-home",
@@ -95,7 +95,7 @@ def test_cli_preprocess_writes_arrays_and_state(quick_survey, quick_config, tmp_
 
 
 def test_bench_preprocess_reports_speed_and_agreement(quick_survey, quick_config, capsys):
-    status = cli.main(
+    status = commands.main(
         [
             "bench",
             "preprocess",

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stellar_nb import cli, inference, schema
+from stellar_nb import calibration, commands, inference, model_directory, schema
 from stellar_nb.bench import real_stars
 
 
@@ -63,7 +63,7 @@ def test_groups_by_class_and_snr():
 def test_lamost_stars_are_scored_with_flags(lamost_dir):
     spectra, labels = real_stars.load_lamost(lamost_dir, every=120)
     assert len(spectra) == len(labels) == 13
-    model = inference.load_pretrained()
+    model = model_directory.load()
     reference = labels[list(schema.LABELS)].to_numpy(float)
     table = real_stars.score_spectra(model, spectra, reference, n_draws=4)
     assert len(table) == 13 and table["flagged"].dtype == bool
@@ -78,13 +78,13 @@ def test_a_missing_labels_table_is_named(tmp_path):
 
 
 def test_calibrate_systematic_widens_the_error_bars(tmp_path):
-    model_dir = shutil.copytree(inference.pretrained_dir(), tmp_path / "model")
+    model_dir = shutil.copytree(model_directory.pretrained_dir(), tmp_path / "model")
     before = inference.NumpyModel.load(model_dir)
     rng = np.random.default_rng(0)
     # real stars scattered by 150 K, 0.15 dex, 0.2 dex beyond a 20 K / 0.02 / 0.03 noise spread
     noise = np.tile([20.0, 0.02, 0.03], (2000, 1))
     residuals = rng.normal(size=(2000, 3)) * np.hypot(noise, [150.0, 0.15, 0.2])
-    systematic = inference.calibrate_systematic(model_dir, residuals, noise, source="a test")
+    systematic = calibration.calibrate_systematic(model_dir, residuals, noise, source="a test")
     after = inference.NumpyModel.load(model_dir)  # the manifest still verifies
     simulated = before.metrics["calibration"]["sigma_model"]  # the simulated-validation term
     for k, label in enumerate(schema.LABELS):
@@ -97,7 +97,7 @@ def test_calibrate_systematic_widens_the_error_bars(tmp_path):
 
 def test_cli_quick_run_prints_both_sets(lamost_dir, quick_config, tmp_path, capsys):
     out = tmp_path / "real.json"
-    status = cli.main(
+    status = commands.main(
         ["bench", "real-stars", "--quick", "--data-home", str(quick_config.data_home),
          "--lamost", str(lamost_dir), "--out", str(out)]
     )  # fmt: skip

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from stellar_nb import emulator as emulator_module
-from stellar_nb import libraries
+from stellar_nb import emulator_fit, libraries
 from stellar_nb.simulate import residuals
 
 
@@ -70,8 +70,8 @@ def test_held_out_residuals_are_larger_than_in_sample_ones():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(200, 6))
     targets = features @ rng.normal(size=(6, 30)) + 0.1 * rng.normal(size=(200, 30))
-    held_out = libraries.held_out_predictions(libraries._ridge, features, targets, 5, 0)
-    in_sample = features @ libraries._ridge(features, targets)
+    held_out = emulator_fit.held_out_predictions(emulator_fit.ridge, features, targets, 5, 0)
+    in_sample = features @ emulator_fit.ridge(features, targets)
     assert np.std(targets - held_out) > np.std(targets - in_sample)
     assert np.std(targets - held_out) == pytest.approx(0.1, rel=0.2)
 

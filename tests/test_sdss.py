@@ -2,13 +2,14 @@
 
 import shutil
 
+import loopback
 import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits as astropy_fits
 
 from stellar_nb import schema
-from stellar_nb.data import fits, loopback, sdss, tables
+from stellar_nb.data import fits, sdss, tables
 
 SQL_PATH = "/dr12/SkyserverWS/SearchTools/SqlSearch"
 

@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from stellar_nb import cli, emulator, schema, simulate
+from stellar_nb import commands, emulator, schema, simulate
 from stellar_nb.data import fits, tables
 from stellar_nb.simulate import observe
 
@@ -33,10 +33,26 @@ def test_quick_survey_has_the_configured_splits_and_schema(quick_survey, quick_c
     assert len(row["flux"]) == len(row["loglam"]) == len(row["ivar"]) == len(row["mask"])
 
 
-def test_default_survey_is_reused(quick_survey, quick_config):
+def test_default_survey_is_reused(quick_survey, quick_config, monkeypatch):
+    monkeypatch.delenv("STELLAR_NB_SURVEY_DIR", raising=False)
     before = (quick_survey / "train.parquet").stat().st_mtime_ns
-    assert simulate.default_survey(quick_config) == quick_survey
+    assert simulate.resolve_survey(config=quick_config) == quick_survey
     assert (quick_survey / "train.parquet").stat().st_mtime_ns == before
+
+
+def test_resolve_survey_explicit_then_environment(quick_config, monkeypatch, tmp_path):
+    given, from_environment = tmp_path / "given", tmp_path / "environment"
+    given.mkdir()
+    from_environment.mkdir()
+    monkeypatch.setenv("STELLAR_NB_SURVEY_DIR", str(from_environment))
+    assert simulate.resolve_survey(config=quick_config) == from_environment
+    assert simulate.resolve_survey(given, quick_config) == given
+    assert simulate.resolve_survey(str(given)) == given
+    with pytest.raises(FileNotFoundError, match="missing"):
+        simulate.resolve_survey(tmp_path / "missing", quick_config)
+    monkeypatch.setenv("STELLAR_NB_SURVEY_DIR", str(tmp_path / "gone"))
+    with pytest.raises(FileNotFoundError, match="gone"):
+        simulate.resolve_survey(config=quick_config)
 
 
 def test_split_sizes_follow_the_paper():
@@ -224,14 +240,16 @@ def test_crb_summary_falls_with_snr(quick_survey, shipped):
 
 
 def test_cli_simulate_reports_the_crb(tmp_path, capsys):
-    assert cli.main(["simulate", "--n", "200", "--out", str(tmp_path / "s"), "--seed", "4"]) == 0
+    assert (
+        commands.main(["simulate", "--n", "200", "--out", str(tmp_path / "s"), "--seed", "4"]) == 0
+    )
     out = capsys.readouterr().out
     assert "wrote 200 spectra (120 train, 20 validation, 60 test)" in out
     assert "crb_teff" in out and simulate.is_complete(tmp_path / "s", n=200, seed=4)
-    assert cli.main(["simulate", "--n", "-3", "--out", str(tmp_path / "bad")]) == 1
+    assert commands.main(["simulate", "--n", "-3", "--out", str(tmp_path / "bad")]) == 1
     assert "n must be an integer" in capsys.readouterr().err
     assert (
-        cli.main(
+        commands.main(
             ["simulate", "--n", "30", "--out", str(tmp_path / "hot"), "--teff", "3000", "9000"]
         )
         == 1
@@ -249,7 +267,7 @@ def test_bench_simulate_reports_time_memory_and_disk(tmp_path, capsys):
     on_disk = sum(p.stat().st_size for p in (tmp_path / "bench").rglob("*") if p.is_file())
     assert figures["disk_mb"] == pytest.approx(on_disk / 1e6)
     assert 4 < figures["bytes_per_pixel"] < 16  # float32 flux + ivar dominate, compressed
-    assert cli.main(["bench", "simulate", "--n", "100"]) == 0
+    assert commands.main(["bench", "simulate", "--n", "100"]) == 0
     out = capsys.readouterr().out
     assert "simulated survey of 100 spectra" in out and "peak memory" in out
 
@@ -261,12 +279,12 @@ def test_survey_figures(quick_survey, train, shipped):
         s: tables.read_split(quick_survey, s, columns=list(schema.CATALOG_COLUMNS))
         for s in schema.SPLITS
     }
-    figure = survey_plots.label_distributions_figure(frames)
+    figure = survey_plots.plot_label_distributions(frames)
     assert len(figure.data) == 9 and {trace.name for trace in figure.data} == set(schema.SPLITS)
     assert len(figure.data[0].x) == 1800
 
     row = train.iloc[0]
-    figure = survey_plots.observed_spectrum_figure(
+    figure = survey_plots.plot_observed_spectrum(
         row.loglam, row.flux, row.ivar, row.mask, model=row.flux
     )
     names = [trace.name for trace in figure.data]
@@ -275,13 +293,13 @@ def test_survey_figures(quick_survey, train, shipped):
     np.testing.assert_allclose(figure.data[1].x, 10 ** row.loglam.astype(float))
 
     summary = simulate.crb_summary(quick_survey, per_bin=3, bins=(10, 20, 125), emulator=shipped)
-    figure = survey_plots.crb_figure(summary)
+    figure = survey_plots.plot_crb(summary)
     assert len(figure.data) == 3 and figure.layout.xaxis.type == "log"
     np.testing.assert_allclose(figure.data[0].y, summary["crb_teff"])
 
     labels = np.array([[5777.0, 0.0, 4.44], [4500.0, -1.0, 2.0]])
     flux = shipped.flux(labels)
-    figure = survey_plots.library_comparison_figure(shipped.loglam, flux, flux, labels, ["a", "b"])
+    figure = survey_plots.plot_library_comparison(shipped.loglam, flux, flux, labels, ["a", "b"])
     assert len(figure.data) == 4 and "Teff 5777 K" in figure.layout.annotations[0].text
     np.testing.assert_allclose(np.mean(figure.data[0].y), 1.0, rtol=1e-5)
 
@@ -291,7 +309,7 @@ def test_survey_figures(quick_survey, train, shipped):
         "per_pixel_median_abs": np.full(10, 0.01),
         "median_rms": 0.0226,
     }
-    figure = survey_plots.realism_figure(report)
+    figure = survey_plots.plot_realism(report)
     assert "2.26 %" in figure.layout.title.text
     np.testing.assert_allclose(figure.data[0].y, 2.0)
 
@@ -299,14 +317,14 @@ def test_survey_figures(quick_survey, train, shipped):
 @pytest.mark.slow
 def test_cli_validates_and_refits_the_emulator(tmp_path, capsys):
     plot = tmp_path / "realism.html"
-    assert cli.main(["simulate", "--validate-emulator", "--plot", str(plot)]) == 0
+    assert commands.main(["simulate", "--validate-emulator", "--plot", str(plot)]) == 0
     out = capsys.readouterr().out
     assert "held-out realism (chosen degree 4)" in out and "(goal <= 3 %)" in out
     figure = float(out.split("3800-7400 A: ")[1].split(" %")[0])
     assert 1.0 < figure <= 3.0
     assert plot.stat().st_size > 100_000
     refit = tmp_path / "emulator.npz"
-    assert cli.main(["simulate", "--refit-emulator", "--emulator", str(refit)]) == 0
+    assert commands.main(["simulate", "--refit-emulator", "--emulator", str(refit)]) == 0
     sun = [[5777.0, 0.0, 4.44]]
     np.testing.assert_allclose(
         emulator.load_emulator(refit).flux(sun), emulator.load_emulator().flux(sun), rtol=1e-4

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from stellar_nb import inference, model, train
+from stellar_nb import files, inference, model, model_directory, train
 from stellar_nb.bench import train as bench_train
 from stellar_nb.plots import training as training_plots
 
@@ -19,7 +19,7 @@ from stellar_nb.plots import training as training_plots
 def quick_model(config, survey):
     """Train (once per test session) a quick-mode model on the quick survey; return its folder."""
     out = config.models_dir / "quick-paper"
-    if not (out / inference.MANIFEST).is_file():
+    if not (out / model_directory.MANIFEST).is_file():
         train.train(config, survey, out, progress=False, calibration_stars=300)
     return out
 
@@ -30,12 +30,12 @@ def model_dir(quick_config, quick_survey):
 
 
 def test_model_directory_is_complete(model_dir, quick_config):
-    manifest = inference.read_manifest(model_dir)
-    assert manifest["layout_version"] == inference.LAYOUT_VERSION
-    assert set(manifest["files"]) == set(inference.REQUIRED_FILES)
+    manifest = model_directory.read_manifest(model_dir)
+    assert manifest["layout_version"] == model_directory.LAYOUT_VERSION
+    assert set(manifest["files"]) == set(model_directory.REQUIRED_FILES)
     assert {"stellar_nb", "keras", "numpy", "backend"} <= set(manifest["versions"])
-    history = inference.read_json(model_dir / "history.json")
-    metrics = inference.read_json(model_dir / "metrics.json")
+    history = files.read_json(model_dir / "history.json")
+    metrics = files.read_json(model_dir / "metrics.json")
     assert len(history["loss"]) == len(history["val_loss"]) == quick_config.epochs
     assert history["val_loss"][-1] < history["val_loss"][0]
     assert metrics["best_val_loss"] == pytest.approx(min(history["val_loss"]))
@@ -43,14 +43,14 @@ def test_model_directory_is_complete(model_dir, quick_config):
     assert metrics["train_rows"] == 3 * quick_config.n_train
     sigma_model = metrics["calibration"]["sigma_model"]
     assert set(sigma_model) == {"teff", "feh", "logg"} and all(v >= 0 for v in sigma_model.values())
-    description = inference.read_json(model_dir / "model.json")
+    description = files.read_json(model_dir / "model.json")
     assert description["architecture"] == model.architecture()
     assert description["loss_weights"]["teff"] > 0
     assert not (model_dir / train.CHECKPOINT).exists()
 
 
 def test_keras_model_loads_in_safe_mode_and_matches_numpy(model_dir):
-    network = train.load_keras_model(model_dir)
+    network = model_directory.load_keras_model(model_dir)
     assert model.count_parameters(network) == 542_771
     numpy_model = inference.NumpyModel.load(model_dir)
     spectra = np.random.default_rng(0).standard_normal((64, 4000), dtype=np.float32)
@@ -69,16 +69,18 @@ def test_loading_refuses_bad_model_directories(model_dir, tmp_path):
     broken = _copy(model_dir, tmp_path)
     manifest = json.loads((broken / "manifest.json").read_text())
     (broken / "manifest.json").write_text(json.dumps({**manifest, "layout_version": 99}))
-    with pytest.raises(inference.ModelDirectoryError, match="layout version 99"):
-        train.load_keras_model(broken)
+    with pytest.raises(model_directory.ModelDirectoryError, match="layout version 99"):
+        model_directory.load_keras_model(broken)
     (broken / "manifest.json").write_text(json.dumps(manifest))
     data = bytearray((broken / "weights.npz").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (broken / "weights.npz").write_bytes(bytes(data))
-    with pytest.raises(inference.ModelDirectoryError, match=r"weights\.npz is corrupt"):
+    with pytest.raises(model_directory.ModelDirectoryError, match=r"weights\.npz is corrupt"):
         inference.NumpyModel.load(broken)
     (broken / "preprocessor.json").unlink()
-    with pytest.raises(inference.ModelDirectoryError, match=r"missing file .*preprocessor\.json"):
+    with pytest.raises(
+        model_directory.ModelDirectoryError, match=r"missing file .*preprocessor\.json"
+    ):
         inference.NumpyModel.load(broken, verify=False)
 
 
@@ -94,12 +96,12 @@ def _cli(survey, out, data_home):
     return [
         sys.executable,
         "-m",
-        "stellar_nb.cli",
+        "stellar_nb.commands",
         "train",
         "--quick",
         "--epochs",
         "3",
-        "--data",
+        "--survey",
         str(survey),
         "--out",
         str(out),
@@ -141,7 +143,7 @@ def test_a_killed_run_resumes_to_the_same_weights(quick_survey, tmp_path):
     ):
         for name in whole.files:
             np.testing.assert_array_equal(whole[name], resumed[name])
-    assert inference.read_json(tmp_path / "whole" / "history.json") == inference.read_json(
+    assert files.read_json(tmp_path / "whole" / "history.json") == files.read_json(
         tmp_path / "killed" / "history.json"
     )
 

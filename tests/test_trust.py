@@ -115,12 +115,12 @@ def test_table_has_one_column_per_flag(star, emulator, emulator_error):
 
 
 def test_the_real_hot_white_dwarf_is_flagged(sdss_fixtures, emulator, emulator_error):
-    from stellar_nb import inference, predict
+    from stellar_nb import doppler, model_directory
 
     spectrum = fits.read_spectrum(sdss_fixtures / "spec-0266-51602-0031.fits")
     assert spectrum.meta["subclass"].startswith("WD")
-    model = inference.load_pretrained()
-    rv = float(predict.redshift_to_velocity(spectrum.meta["z"]))
+    model = model_directory.load()
+    rv = float(doppler.velocity_from_redshift(spectrum.meta["z"]))
     X, _ = model.preprocess(
         [spectrum.loglam], [spectrum.flux], [spectrum.ivar], [spectrum.and_mask], [rv]
     )

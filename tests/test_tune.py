@@ -42,14 +42,19 @@ def test_bayesian_search_runs_and_resumes(tmp_path):
     rng = np.random.default_rng(0)
     spectra = rng.normal(size=(256, 40)).astype(np.float32)
     labels = np.stack([spectra[:, :5].sum(1), spectra[:, 5:10].sum(1), spectra[:, 10:15].sum(1)], 1)
-    targets = {name: labels[:, i, None] for i, name in enumerate(("teff", "feh", "logg"))}
+    data = {
+        "train_spectra": spectra[:192],
+        "train_labels": labels[:192],
+        "validation_spectra": spectra[192:],
+        "validation_labels": labels[192:],
+    }
 
     def search(max_trials):
         hypermodel = tune.StellarHyperModel(
             {"teff": 1.0, "feh": 1.0, "logg": 1.0}, 4, input_size=40
         )
         tuner = tune.make_tuner(hypermodel, directory=tmp_path, max_trials=max_trials, seed=1)
-        tuner.search(spectra, targets, validation_split=0.25, epochs=2, batch_size=128, verbose=0)
+        tuner.search(data, epochs=2, batch_size=128)
         return tuner
 
     first = search(2)

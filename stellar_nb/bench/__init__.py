@@ -1,50 +1,11 @@
-"""``stellar-nb bench NAME``: side-by-side speed and memory benchmarks.
+"""Side-by-side speed, memory and accuracy measurements behind ``stellar-nb bench``.
 
-Each benchmark is a module ``stellar_nb.bench.NAME`` with ``configure_parser(parser)`` and
-``run(args) -> int``; it runs the compared implementations in one process, on the same inputs, and
-prints both figures and their ratio. Benchmark modules import heavy libraries only inside ``run``.
+One module per benchmark (:data:`stellar_nb.commands.bench.BENCHMARKS` lists them with their
+command lines, in :mod:`stellar_nb.commands.bench`): :mod:`~stellar_nb.bench.simulate`, :mod:`~stellar_nb.bench.train`,
+:mod:`~stellar_nb.bench.inference`, :mod:`~stellar_nb.bench.dashboard`,
+:mod:`~stellar_nb.bench.real_stars` and :mod:`~stellar_nb.bench.library_cv`. Each imports heavy
+libraries only inside the functions that need them. The preprocessing comparison is
+:func:`stellar_nb.preprocess.naive.compare_speed`, beside the naive implementation it times.
 """
 
-import importlib
-
-__all__ = ["BENCHMARKS", "configure_parser", "run"]
-
-#: name -> one-line help
-BENCHMARKS = {
-    "simulate": "simulated-survey generation: time, memory and disk for N spectra",
-    "preprocess": "naive per-spectrum spline loop vs the package's batched preprocessing",
-    "train": "epoch time of the paper model vs the GEMM-bound limit, TensorFlow and JAX",
-    "inference": "numpy inference vs Keras predict on the test split",
-    "dashboard": "dashboard page load, update time and kernel memory in Chromium; plotly.js bundles",
-    "real-stars": "accuracy, bias, uncertainty coverage and trust flags on real LAMOST stars vs simulated",
-    "library-cv": "real STELIB stars scored by models whose emulator was fitted without them",
-}
-
-
-def _module(name):
-    try:
-        return importlib.import_module(f"stellar_nb.bench.{name.replace('-', '_')}")
-    except ModuleNotFoundError as error:
-        if error.name == f"stellar_nb.bench.{name.replace('-', '_')}":
-            return None
-        raise
-
-
-def configure_parser(parser):
-    subparsers = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
-    for name, help_text in BENCHMARKS.items():
-        module = _module(name)
-        sub = subparsers.add_parser(
-            name, help=help_text if module else f"{help_text} (not built yet)"
-        )
-        if module is not None:
-            module.configure_parser(sub)
-
-
-def run(args):
-    module = _module(args.benchmark)
-    if module is None:
-        from stellar_nb.cli import NotBuiltError
-
-        raise NotBuiltError(f"'stellar-nb bench {args.benchmark}' is not built yet")
-    return module.run(args)
+__all__ = []

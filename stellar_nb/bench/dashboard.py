@@ -24,7 +24,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from importlib import resources
@@ -34,10 +33,8 @@ import numpy as np
 
 __all__ = [
     "CHROMIUM",
-    "configure_parser",
     "kernel_memory_mb",
     "measure",
-    "run",
     "stop",
     "voila_server",
     "wait_for_pool",
@@ -88,7 +85,7 @@ def _free_port():
 
 
 @contextlib.contextmanager
-def voila_server(config, survey_dir, model_dir=None, *, timeout=300):
+def voila_server(config, survey, model_dir=None, *, timeout=300):
     """Serve the dashboard on a free loopback port; yields ``(url, process, log_path)``.
 
     The kernel pool refills :data:`FILL_DELAY` seconds after each visit, so that every visit of the
@@ -99,7 +96,7 @@ def voila_server(config, survey_dir, model_dir=None, *, timeout=300):
     port = _free_port()
     command = serve.voila_command(serve.notebook_path(config.data_home), port=port, ip="127.0.0.1")
     command.append(f"--VoilaKernelManager.fill_delay={FILL_DELAY}")
-    environment = serve.voila_environment(config, survey_dir, model_dir=model_dir)
+    environment = serve.voila_environment(config, survey, model_dir=model_dir)
     with tempfile.TemporaryDirectory(prefix="stellar-nb-bench-") as folder:
         log_path = Path(folder) / "voila.log"
         with open(log_path, "w") as log:
@@ -189,7 +186,7 @@ def _bundle_seconds(browser):
     return seconds
 
 
-def measure(config, survey_dir, model_dir=None, *, loads=3, updates=5, chromium=CHROMIUM):
+def measure(config, survey, model_dir=None, *, loads=3, updates=5, chromium=CHROMIUM):
     """Run the measurements; returns a dict of lists (seconds, MB) and the bundle comparison.
 
     Raises
@@ -204,19 +201,19 @@ def measure(config, survey_dir, model_dir=None, *, loads=3, updates=5, chromium=
             "stellar-nb bench dashboard drives Chromium through Playwright: pip install playwright"
         ) from error
 
-    from stellar_nb.dashboard import compute
-    from stellar_nb.inference import NumpyModel, load_pretrained
+    from stellar_nb import model_directory
+    from stellar_nb.dashboard import survey_cache
 
     if not Path(chromium).is_file():
         raise FileNotFoundError(
             f"{chromium}: Chromium not found (Debian: apt-get install chromium)"
         )
-    model = NumpyModel.load(model_dir) if model_dir else load_pretrained()
-    reference = compute.build_reference(survey_dir, model, config.data_home / "dashboard")
-    spec_ids = reference.test.spec_id.astype(str).to_numpy()
+    model = model_directory.load(model_dir)
+    cache = survey_cache.build_survey_cache(survey, model, config.dashboard_cache_dir)
+    spec_ids = cache.test.spec_id.astype(str).to_numpy()
     stars = spec_ids[np.random.default_rng(1).choice(len(spec_ids), updates, replace=False)]
     result = {"load_prediction": [], "load_plots": [], "update": [], "update_kernel": []}
-    with voila_server(config, survey_dir, model_dir) as (url, process, log_path), sync_playwright() as playwright:  # fmt: skip
+    with voila_server(config, survey, model_dir) as (url, process, log_path), sync_playwright() as playwright:  # fmt: skip
         browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
         filled = wait_for_pool(process, log_path, 0)
         for visit in range(loads):
@@ -244,48 +241,3 @@ def measure(config, survey_dir, model_dir=None, *, loads=3, updates=5, chromium=
         result["bundle_seconds"] = _bundle_seconds(browser)
         browser.close()
     return result
-
-
-def configure_parser(parser):
-    """Options of ``stellar-nb bench dashboard``."""
-    from stellar_nb.cli import add_common_arguments
-
-    add_common_arguments(parser)
-    parser.add_argument("--loads", type=int, default=3, help="page visits (default 3)")
-    parser.add_argument("--updates", type=int, default=5, help="test stars loaded (default 5)")
-    parser.add_argument("--model-dir", default=None, help="model (default: the pretrained one)")
-    parser.add_argument("--survey-dir", default=None, help="survey (default: the simulated one)")
-    parser.add_argument("--chromium", default=str(CHROMIUM), help=f"browser (default {CHROMIUM})")
-
-
-def _summary(values, unit="s"):
-    values = np.asarray(values, dtype=float)
-    digits = 3 if unit == "s" else 0
-    return f"median {np.median(values):.{digits}f} {unit} (range {values.min():.{digits}f}-{values.max():.{digits}f}, n={values.size})"
-
-
-def run(args):
-    """Prepare the data, run :func:`measure` and print each figure beside its goal."""
-    from stellar_nb import simulate
-    from stellar_nb.cli import config_from_args
-
-    if args.loads <= 0 or args.updates <= 0:
-        raise ValueError("--loads and --updates must be positive")
-    config = config_from_args(args)
-    survey_dir = args.survey_dir or simulate.default_survey(config)
-    result = measure(
-        config, survey_dir, args.model_dir, loads=args.loads, updates=args.updates,
-        chromium=args.chromium,
-    )  # fmt: skip
-    print(f"dashboard on {survey_dir} ({'quick' if config.quick else 'full'} mode), Chromium at {args.chromium}", file=sys.stdout)  # fmt: skip
-    print(f"page load to first prediction (preheated kernel): {_summary(result['load_prediction'])}; goal < 3 s")  # fmt: skip
-    print(f"page load to both plots drawn:                    {_summary(result['load_plots'])}")
-    print(f"new spectrum to both plots redrawn:               {_summary(result['update'])}; goal < 0.3 s")  # fmt: skip
-    print(f"  of which the kernel (analysis, figure updates): {_summary(result['update_kernel'])}")
-    print(f"kernel memory: {', '.join(f'{value:.0f} MB' for value in result['kernel_memory_mb'])}; goal < 300 MB")  # fmt: skip
-    bundles = result["bundle_seconds"]
-    print(
-        f"plotly.js evaluation: full bundle {bundles['full']:.3f} s, basic bundle (shipped) "
-        f"{bundles['basic']:.3f} s: {bundles['full'] / bundles['basic']:.1f}x faster"
-    )
-    return 0

@@ -11,9 +11,7 @@ import time
 
 import numpy as np
 
-from stellar_nb import schema
-
-__all__ = ["compare", "configure_parser", "run"]
+__all__ = ["compare"]
 
 
 def _mean_seconds(function, repeats):
@@ -37,11 +35,11 @@ def compare(model_dir=None, rows=15_000, repeats=10, batch_size=8192, seed=0):
     """
     import keras
 
-    from stellar_nb import inference, train
+    from stellar_nb import inference, model_directory
 
-    model_dir = model_dir or inference.pretrained_dir()
+    model_dir = model_dir or model_directory.pretrained_dir()
     numpy_model = inference.NumpyModel.load(model_dir)
-    network = train.load_keras_model(model_dir)
+    network = model_directory.load_keras_model(model_dir)
     spectra = np.random.default_rng(seed).standard_normal(
         (rows, numpy_model.input_size), dtype=np.float32
     )
@@ -61,37 +59,3 @@ def compare(model_dir=None, rows=15_000, repeats=10, batch_size=8192, seed=0):
         "backend": keras.backend.backend(),
         "max_difference": difference,
     }
-
-
-def configure_parser(parser):
-    """Options of ``stellar-nb bench inference``."""
-    parser.add_argument(
-        "--model", default=None, help="model directory (default: the shipped pretrained model)"
-    )
-    parser.add_argument(
-        "--rows",
-        type=int,
-        default=15_000,
-        help=f"spectra of {schema.GRID_SIZE} pixels (default 15,000)",
-    )
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs, averaged (default 10)")
-    parser.add_argument("--batch-size", type=int, default=8192)
-
-
-def run(args):
-    """Run the benchmark and print both rates and their ratio."""
-    if args.rows <= 0 or args.repeats <= 0:
-        raise ValueError("--rows and --repeats must be positive")
-    result = compare(args.model, args.rows, args.repeats, args.batch_size)
-    rows = result["rows"]
-    print(
-        f"numpy : {result['numpy_seconds']:.3f} s for {rows:,} spectra ({rows / result['numpy_seconds']:,.0f}/s)"
-    )
-    print(
-        f"keras ({result['backend']}): {result['keras_seconds']:.3f} s ({rows / result['keras_seconds']:,.0f}/s)"
-    )
-    print(
-        f"numpy / keras speed: {result['keras_seconds'] / result['numpy_seconds']:.2f}x; "
-        f"largest difference {result['max_difference']:.2e} (scaled units)"
-    )
-    return 0

@@ -4,7 +4,7 @@ The simulator is built from MILES and STELIB, so a library star can only judge a
 it was left out of everything behind that model. For each of ``--folds`` folds (stars assigned by
 a hash of their name, so a star in both libraries falls in one fold):
 
-1. fit the emulator without the fold's stars (:func:`stellar_nb.libraries.fit_emulator`);
+1. fit the emulator without the fold's stars (:func:`stellar_nb.emulator_fit.fit_emulator`);
 2. simulate a survey of ``--n`` spectra from that emulator (:func:`stellar_nb.simulate.simulate_survey`);
 3. train the paper model on it for ``--epochs`` (:func:`stellar_nb.train.train`, the same loop as
    ``stellar-nb train``), with the chosen ``--input`` variant;
@@ -27,7 +27,7 @@ import pandas as pd
 
 from stellar_nb import schema
 
-__all__ = ["SNR", "configure_parser", "fold_of", "library_stars", "run", "score_library_stars"]
+__all__ = ["SNR", "cross_validate", "fold_of", "library_stars", "score_library_stars"]
 
 #: S/N per pixel of the noise added to library spectra before scoring.
 SNR = 50.0
@@ -99,7 +99,7 @@ def score_library_stars(model, loglam, flux, labels, *, seed=0):
 
 def cross_validate(config, *, folds=5, n=20_000, epochs=15, input_variant="paper", seed=0):
     """Run the folds (see the module docstring); returns the per-star table of all folds."""
-    from stellar_nb import inference, libraries, simulate, train
+    from stellar_nb import emulator_fit, inference, simulate, train
 
     loglam, flux, labels = library_stars()
     fold = fold_of(labels["name"], folds)
@@ -113,7 +113,7 @@ def cross_validate(config, *, folds=5, n=20_000, epochs=15, input_variant="paper
         folder = home / f"{input_variant}-n{n}-e{epochs}-fold{k}of{folds}"
         model_dir = folder / "model"
         if not (model_dir / "manifest.json").is_file():
-            emulator, _ = libraries.fit_emulator(exclude=set(held_out), seed=seed)
+            emulator, _ = emulator_fit.fit_emulator(exclude=set(held_out), seed=seed)
             survey = folder / "survey"
             if not simulate.is_complete(survey, n=n, seed=seed):
                 folder.mkdir(parents=True, exist_ok=True)
@@ -131,40 +131,3 @@ def cross_validate(config, *, folds=5, n=20_000, epochs=15, input_variant="paper
         table.insert(0, "fold", k)
         tables.append(table)
     return pd.concat(tables, ignore_index=True)
-
-
-def configure_parser(parser):
-    from stellar_nb.cli import add_common_arguments
-
-    parser.add_argument("--folds", type=int, default=5, help="folds over the library stars")
-    parser.add_argument("--n", type=int, default=None, help="spectra per fold's survey (20,000)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per fold's model (15)")
-    parser.add_argument(
-        "--input", default="paper", choices=("paper", "continuum"), help="network input"
-    )
-    parser.add_argument("--out", help="write the per-star table as CSV")
-    add_common_arguments(parser)
-
-
-def run(args):
-    from stellar_nb.bench import real_stars
-    from stellar_nb.cli import config_from_args
-    from stellar_nb.files import atomic_write
-
-    config = config_from_args(args)
-    n = args.n or (3000 if config.quick else 20_000)
-    epochs = args.epochs or (3 if config.quick else 15)
-    if args.folds < 2:
-        raise ValueError(f"--folds must be at least 2, got {args.folds}")
-    table = cross_validate(
-        config, folds=args.folds, n=n, epochs=epochs, input_variant=args.input, seed=args.seed
-    )
-    summary = real_stars.summarise(table, "STELIB cv")
-    print(real_stars.format_summary(summary))
-    print(
-        f"({len(table)} STELIB stars in {args.folds} folds; per fold {n} simulated spectra, "
-        f"{epochs} epochs, input {args.input}; sigma = noise spread only)"
-    )
-    if args.out:
-        atomic_write(Path(args.out), lambda path: table.to_csv(path, index=False))
-    return 0

@@ -21,22 +21,18 @@ simulated) in well under a minute.
 The per-star table and the summary go to ``--out`` (JSON) for the notebooks to show.
 """
 
-import json
-import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from stellar_nb import schema
+from stellar_nb import calibration, doppler, schema
 
 __all__ = [
     "TEFF_RANGE",
-    "configure_parser",
     "group_of",
     "load_lamost",
-    "run",
     "score_spectra",
     "star_table",
     "summarise",
@@ -114,14 +110,14 @@ def score_spectra(
         columns and ``flagged`` (any flag raised).
     """
     from stellar_nb import emulator as emulator_module
-    from stellar_nb import inference, predict, trust
+    from stellar_nb import inference, trust
     from stellar_nb.simulate import residuals
 
     emulator = emulator or emulator_module.load_emulator()
     emulator_error = emulator_error or residuals.load_emulator_error()
 
     arrays = [[getattr(s, key) for s in spectra] for key in ("loglam", "flux", "ivar", "and_mask")]
-    rv = np.array([predict.redshift_to_velocity(s.meta.get("z") or 0.0) for s in spectra])
+    rv = np.array([doppler.velocity_from_redshift(s.meta.get("z") or 0.0) for s in spectra])
     prediction, sigma = model.predict_with_uncertainty(*arrays, rv, n_draws=n_draws, seed=seed)
     rows = [
         {
@@ -189,7 +185,6 @@ def summarise(table, name):
 
 
 def _simulated(model, survey, count, seed, emulator, emulator_error):
-    from stellar_nb import emulator as emulator_module
     from stellar_nb.data import fits, tables
 
     frame = tables.read_split(survey, "test", rows=slice(0, count))
@@ -200,7 +195,7 @@ def _simulated(model, survey, count, seed, emulator, emulator_error):
             ivar=row.ivar,
             and_mask=row.mask,
             meta={
-                "z": float(10.0 ** emulator_module.doppler_loglam_shift(row.rv_adop) - 1.0),
+                "z": float(doppler.wavelength_factor(row.rv_adop) - 1.0),
                 "snr": float(row.snr),
                 "objclass": "STAR",
                 "subclass": "",
@@ -214,8 +209,24 @@ def _simulated(model, survey, count, seed, emulator, emulator_error):
     )
 
 
-def evaluate(model, *, lamost=None, quick=False, simulated=True, seed=0, config=None):
+def evaluate(model, *, lamost=None, quick=False, simulated=True, seed=0, survey=None, config=None):
     """Score ``model`` on LAMOST (if a folder is given) and the simulated test split.
+
+    Parameters
+    ----------
+    model : stellar_nb.inference.NumpyModel
+    lamost : str or pathlib.Path, optional
+        Folder of LAMOST spectra with ``labels.csv``.
+    quick : bool
+        Score a fixed subset (every fourth LAMOST star, 500 simulated).
+    simulated : bool
+        Also score the test split of ``survey``.
+    seed : int
+        Seed of the noise draws.
+    survey : str or pathlib.Path, optional
+        Survey folder; default :func:`stellar_nb.simulate.resolve_survey` of ``config``.
+    config : stellar_nb.config.Config, optional
+        Used for the default survey.
 
     Returns
     -------
@@ -249,7 +260,7 @@ def evaluate(model, *, lamost=None, quick=False, simulated=True, seed=0, config=
         stars["LAMOST cal"] = table[half].reset_index(drop=True)
         stars["LAMOST val"] = table[~half].reset_index(drop=True)
     if simulated:
-        survey = simulate.default_survey(config)
+        survey = simulate.resolve_survey(survey, config)
         stars["simulated"] = _simulated(
             model, survey, 500 if quick else 3000, seed, emulator, emulator_error
         )
@@ -277,7 +288,7 @@ def calibrate(model_dir, table):
     residuals = table[[f"pred_{label}" for label in schema.LABELS]].to_numpy(float) - table[
         [f"ref_{label}" for label in schema.LABELS]
     ].to_numpy(float)
-    return inference.calibrate_systematic(
+    return calibration.calibrate_systematic(
         model_dir,
         residuals,
         noise,
@@ -317,68 +328,3 @@ def format_summary(summary):
             + "  ".join(cells)
         )
     return "\n".join(lines)
-
-
-def configure_parser(parser):
-    parser.add_argument(
-        "model", nargs="?", default="pretrained", help="model directory (default: the shipped one)"
-    )
-    parser.add_argument(
-        "--lamost", help="folder of LAMOST spec-*.fits.gz files with labels.csv (real stars)"
-    )
-    parser.add_argument("--no-simulated", action="store_true", help="skip the simulated test split")
-    parser.add_argument(
-        "--calibrate",
-        action="store_true",
-        help="fit the model's real-star sigma term on the LAMOST calibration half (even CRC-32 "
-        "of OBSID; written into the model directory), then score; the other half stays held out",
-    )
-    parser.add_argument("--out", help="write the summary and per-star tables as JSON")
-    from stellar_nb.cli import add_common_arguments
-
-    add_common_arguments(parser)
-
-
-def run(args):
-    from stellar_nb import inference
-    from stellar_nb.cli import config_from_args
-
-    cfg = config_from_args(args)
-    model_dir = inference.pretrained_dir() if args.model == "pretrained" else Path(args.model)
-    model = inference.NumpyModel.load(model_dir)
-    start = time.perf_counter()
-    if args.calibrate:
-        if args.lamost is None:
-            raise ValueError("--calibrate needs --lamost DIR (the real stars to calibrate on)")
-        _, stars = evaluate(model, lamost=args.lamost, quick=False, simulated=False, seed=args.seed)
-        systematic = calibrate(model_dir, stars["LAMOST cal"])
-        print(
-            "sigma_systematic written to "
-            f"{model_dir / 'metrics.json'}: "
-            + ", ".join(f"{label} {value:.4g}" for label, value in systematic.items())
-        )
-        model = inference.NumpyModel.load(model_dir)
-    summary, stars = evaluate(
-        model,
-        lamost=args.lamost,
-        quick=cfg.quick,
-        simulated=not args.no_simulated,
-        seed=args.seed,
-        config=cfg,
-    )
-    print(format_summary(summary))
-    print(f"({time.perf_counter() - start:.1f} s; model {args.model}; quick={cfg.quick})")
-    if args.out:
-        from stellar_nb.files import atomic_write
-
-        payload = {
-            "model": str(args.model),
-            "quick": cfg.quick,
-            "summary": summary.to_dict("records"),
-            "stars": {name: table.to_dict("list") for name, table in stars.items()},
-        }
-        atomic_write(
-            Path(args.out),
-            lambda path: Path(path).write_text(json.dumps(payload, default=float)),
-        )
-    return 0

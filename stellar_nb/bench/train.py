@@ -20,7 +20,7 @@ import numpy as np
 
 from stellar_nb import schema
 
-__all__ = ["configure_parser", "epoch_times", "forward_flops", "gemm_throughput", "run"]
+__all__ = ["backend_epoch_times", "epoch_times", "forward_flops", "gemm_throughput"]
 
 
 def forward_flops(architecture=None):
@@ -101,61 +101,33 @@ def epoch_times(rows, epochs, batch_size=256, seed=0):
     return {"backend": keras.backend.backend(), "seconds": timer.seconds}
 
 
-def configure_parser(parser):
-    """Options of ``stellar-nb bench train``."""
-    parser.add_argument(
-        "--rows",
-        type=int,
-        default=90_000,
-        help="training rows (default 90,000: the augmented train split)",
-    )
-    parser.add_argument(
-        "--epochs",
-        type=int,
-        default=3,
-        help="epochs per backend, the first one reported apart (default 3)",
-    )
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument(
-        "--backends",
-        nargs="+",
-        default=["tensorflow", "jax"],
-        choices=["tensorflow", "jax", "torch"],
-    )
+def backend_epoch_times(backend, rows, epochs, batch_size=256):
+    """Run :func:`epoch_times` in a child process with ``KERAS_BACKEND=backend``.
 
+    Parameters
+    ----------
+    backend : {"tensorflow", "jax", "torch"}
+    rows, epochs, batch_size : int
+        As for :func:`epoch_times`.
 
-def run(args):
-    """Run the benchmark and print one line per backend."""
-    if args.epochs < 2 or args.rows < args.batch_size:
-        raise ValueError("--epochs must be at least 2 and --rows at least --batch-size")
-    flops = forward_flops()
-    throughput = gemm_throughput()
-    bound = 3.0 * flops * args.rows / throughput
-    print(
-        f"paper model: {flops / 1e6:.3f} MFLOP per spectrum forward; numpy float32 GEMM {throughput / 1e9:.0f} GFLOP/s"
-    )
-    print(f"GEMM-bound epoch on {args.rows:,} x {schema.GRID_SIZE} inputs: {bound:.2f} s")
-    results = []
-    for backend in args.backends:
-        env = {**os.environ, "KERAS_BACKEND": backend}
-        command = [
-            sys.executable,
-            "-c",
-            _WORKER,
-            str(args.rows),
-            str(args.epochs),
-            str(args.batch_size),
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, env=env)
-        lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-        if done.returncode != 0 or not lines:
-            print(f"{backend:>10}: failed: {done.stderr.strip().splitlines()[-1:]}")
-            continue
-        result = json.loads(lines[-1][len("RESULT ") :])
-        later = float(np.median(result["seconds"][1:]))
-        first = result["seconds"][0] - later
-        results.append((backend, later))
-        print(
-            f"{backend:>10}: {later:.2f} s/epoch (first epoch +{first:.1f} s), {100 * bound / later:.0f}% of the GEMM bound"
-        )
-    return 0 if results else 1
+    Returns
+    -------
+    dict
+        ``backend``, ``seconds`` (each epoch's), ``later`` (median of the epochs after the first)
+        and ``first_extra`` (the first epoch's tracing and compilation on top of that); or
+        ``backend`` and ``error`` (the child's last stderr line) when it failed.
+    """
+    environment = {**os.environ, "KERAS_BACKEND": backend}
+    command = [sys.executable, "-c", _WORKER, str(rows), str(epochs), str(batch_size)]
+    done = subprocess.run(command, capture_output=True, text=True, env=environment)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode != 0 or not lines:
+        return {"backend": backend, "error": done.stderr.strip().splitlines()[-1:]}
+    seconds = json.loads(lines[-1][len("RESULT ") :])["seconds"]
+    later = float(np.median(seconds[1:]))
+    return {
+        "backend": backend,
+        "seconds": seconds,
+        "later": later,
+        "first_extra": seconds[0] - later,
+    }

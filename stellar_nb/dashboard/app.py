@@ -2,7 +2,7 @@
 
 Three ways in (a test star by id or by a click on the Kiel diagram, an uploaded FITS file, an SDSS
 download by plate-MJD-fiber) all end in :meth:`Dashboard.show`, which runs
-:func:`stellar_nb.dashboard.compute.analyse` and copies the new figures' data into the two plotly
+:func:`stellar_nb.dashboard.analysis.analyse` and copies the new figures' data into the two plotly
 views already on the page (:class:`stellar_nb.dashboard.plotly_view.PlotlyView`). A spectrum the dashboard cannot analyse leaves the previous one on
 screen and puts a readable message in the status line; the next spectrum works as usual.
 """
@@ -14,7 +14,8 @@ import ipywidgets
 import numpy as np
 
 from stellar_nb import schema
-from stellar_nb.dashboard import compute, upload
+from stellar_nb.dashboard import analysis as analysis_module
+from stellar_nb.dashboard import inputs, upload
 from stellar_nb.dashboard.plotly_view import PlotlyView
 from stellar_nb.plots import dashboard as figures
 
@@ -33,14 +34,14 @@ def _format(value, sigma, label):
 
 
 class Dashboard:
-    """The dashboard: build it with the model, emulator and reference, then display :attr:`widget`.
+    """The dashboard: build it with the model, emulator and survey cache, then display :attr:`widget`.
 
     Parameters
     ----------
     model : stellar_nb.inference.NumpyModel
     emulator : stellar_nb.emulator.Emulator
-    reference : stellar_nb.dashboard.compute.Reference
-    survey_dir : str or pathlib.Path
+    survey_cache : stellar_nb.dashboard.survey_cache.SurveyCache
+    survey : str or pathlib.Path
         Folder of the split whose ``test`` stars can be picked.
     sas_url : str, optional
         SDSS SAS base URL for plate-MJD-fiber downloads.
@@ -49,18 +50,19 @@ class Dashboard:
 
     Attributes
     ----------
-    analysis : stellar_nb.dashboard.compute.Analysis or None
+    analysis : stellar_nb.dashboard.analysis.Analysis or None
         The spectrum on screen.
     last_update_seconds : float
         Time :meth:`show` took for the last spectrum (analysis and figure updates).
     """
 
-    def __init__(self, model, emulator, reference, survey_dir, *, sas_url=None, first=None):
-        self.model, self.emulator, self.reference = model, emulator, reference
-        self.survey_dir, self.sas_url = survey_dir, sas_url
+    def __init__(self, model, emulator, survey_cache, survey, *, sas_url=None, first=None):
+        self.model, self.emulator, self.survey_cache = model, emulator, survey_cache
+        self.survey, self.sas_url = survey, sas_url
         self.analysis, self.last_update_seconds = None, float("nan")
-        self.grid = getattr(getattr(model, "preprocessor", None), "grid", schema.grid_loglam())
-        self._test_positions = {str(spec_id): i for i, spec_id in enumerate(reference.test.spec_id)}
+        self._test_positions = {
+            str(spec_id): i for i, spec_id in enumerate(survey_cache.test.spec_id)
+        }
         self._build_widgets()
         self.load_test_star(self.first_star() if first is None else first)
 
@@ -73,8 +75,8 @@ class Dashboard:
         self.star_button.add_class("stellar-load")
         self.star_id.continuous_update = False
         self.upload = upload.SpectrumUpload(
-            max_bytes=compute.MAX_UPLOAD_BYTES,
-            description=f"SDSS or LAMOST FITS, up to {compute.MAX_UPLOAD_BYTES // 2**20} MB",
+            max_bytes=inputs.MAX_UPLOAD_BYTES,
+            description=f"SDSS or LAMOST FITS, up to {inputs.MAX_UPLOAD_BYTES // 2**20} MB",
         )
         self.upload.on_file(self.load_upload)
         self.sdss_id = ipywidgets.Text(
@@ -97,10 +99,12 @@ class Dashboard:
         for checkbox in self.steps:
             checkbox.observe(self._toggle_step, names="value")
         self.overview = PlotlyView(
-            figures.overview_figure(self.reference.test, self.reference.residuals, self.analysis)
+            figures.plot_overview(
+                self.survey_cache.test, self.survey_cache.residuals, self.analysis
+            )
         )
         self.overview.on_click(self._kiel_click)
-        self.spectrum = PlotlyView(figures.spectrum_figure(self.analysis))
+        self.spectrum = PlotlyView(figures.plot_spectrum(self.analysis))
         controls = ipywidgets.VBox([
             ipywidgets.HTML("<h3 style='margin:0'>stellar_nb: Teff, [Fe/H], log g from an SDSS spectrum</h3>"),
             ipywidgets.HBox([self.star_id, self.star_button]), self.upload,
@@ -142,10 +146,10 @@ class Dashboard:
         """
         start = time.perf_counter()
         try:
-            analysis = compute.analyse(
-                spectrum, self.model, self.emulator, self.reference, grid=self.grid
+            analysis = analysis_module.analyse(
+                spectrum, self.model, self.emulator, self.survey_cache
             )
-        except compute.DashboardInputError as error:
+        except inputs.DashboardInputError as error:
             self._message(str(error), error=True)
             return False
         except (ValueError, ArithmeticError) as error:
@@ -178,19 +182,19 @@ class Dashboard:
             )
             return False
         self.star_id.value = key
-        return self.show(self.reference.star(self._test_positions[key]))
+        return self.show(self.survey_cache.star(self._test_positions[key]))
 
     def load_upload(self, name, content, size):
         """Show an uploaded file; ``content`` None means the browser refused it as too large."""
         if content is None:
             self._message(
-                f"{name}: {size / 2**20:.1f} MB is over the {compute.MAX_UPLOAD_BYTES // 2**20} MB upload limit; not uploaded",
+                f"{name}: {size / 2**20:.1f} MB is over the {inputs.MAX_UPLOAD_BYTES // 2**20} MB upload limit; not uploaded",
                 error=True,
             )
             return False
         try:
-            spectrum = compute.read_upload(content, name)
-        except compute.DashboardInputError as error:
+            spectrum = inputs.read_upload(content, name)
+        except inputs.DashboardInputError as error:
             self._message(str(error), error=True)
             return False
         return self.show(spectrum)
@@ -202,8 +206,8 @@ class Dashboard:
             self._message(f"{text!r}: type plate-MJD-fiber, e.g. 2264-53440-630", error=True)
             return False
         try:
-            spectrum = compute.fetch_spectrum(*(int(part) for part in parts), base_url=self.sas_url)
-        except compute.DashboardInputError as error:
+            spectrum = inputs.fetch_spectrum(*(int(part) for part in parts), base_url=self.sas_url)
+        except inputs.DashboardInputError as error:
             self._message(str(error), error=True)
             return False
         return self.show(spectrum)
@@ -258,5 +262,7 @@ class Dashboard:
 
     def first_star(self):
         """spec_id of the test star shown first: the one closest to the median S/N."""
-        snr = self.reference.test.snr.to_numpy()
-        return str(self.reference.test.spec_id.iloc[int(np.argmin(np.abs(snr - np.median(snr))))])
+        snr = self.survey_cache.test.snr.to_numpy()
+        return str(
+            self.survey_cache.test.spec_id.iloc[int(np.argmin(np.abs(snr - np.median(snr))))]
+        )

@@ -18,7 +18,6 @@ import dataclasses
 import json
 import os
 import random
-import tempfile
 import threading
 import time
 from concurrent import futures
@@ -27,7 +26,7 @@ from pathlib import Path, PurePosixPath
 import requests
 import tqdm.auto
 
-from stellar_nb.files import sha256sum
+from stellar_nb.files import sha256sum, write_json
 
 __all__ = ["DownloadError", "DownloadReport", "RemoteFile", "download"]
 
@@ -146,12 +145,7 @@ class _Manifest:
         with self.lock:
             if not self.dirty or (not force and time.monotonic() - self.written < self.interval):
                 return
-            handle, temporary = tempfile.mkstemp(
-                prefix=".manifest.", suffix=".part", dir=self.path.parent
-            )
-            with os.fdopen(handle, "w") as stream:
-                json.dump(self.entries, stream, indent=1, sort_keys=True)
-            os.replace(temporary, self.path)
+            write_json(self.path, self.entries)
             self.dirty, self.written = False, time.monotonic()
 
 
@@ -160,6 +154,8 @@ class _Retry(Exception):
 
 
 def _fetch_once(session, remote, destination, timeout, check):
+    # Not files.atomic_path: the partial file must keep its name between runs, so that an
+    # interrupted download resumes with a Range request instead of starting again.
     partial = destination.with_name(destination.name + ".part")
     offset = partial.stat().st_size if partial.exists() else 0
     headers = {"Range": f"bytes={offset}-"} if offset else {}

@@ -1,31 +1,14 @@
-"""Read SDSS and LAMOST per-object spectrum files, write SDSS ones, convert to and from specutils.
+"""SDSS and LAMOST per-object spectrum files: the :class:`Spectrum` they hold, read and written.
 
-Layouts read by :func:`read_spectrum` (recognised from the file's content, never its name):
-
-- ``spec-PLATE-MJD-FIBER.fits`` of DR8 and later, ``lite`` or full: HDU1 ``COADD`` holds the
-  coadded spectrum (``flux``, ``loglam``, ``ivar``, ``and_mask``, ...), HDU2 the spAll row
-  (``SPECOBJ`` in SDSS-I/II, ``SPALL`` in BOSS and SDSS-V). SDSS-V files write the column names
-  in upper case and identify the object by FIELD/MJD/CATALOGID rather than PLATE/FIBERID.
-- DR7 ``spSpec-MJD-PLATE-FIBER.fit``: a 5 x N image in HDU0 (flux, continuum-subtracted flux,
-  sigma, mask, sky), wavelengths from ``COEFF0 + COEFF1 * i``; the class is the integer
-  ``SPEC_CLN``.
-- LAMOST low-resolution (LRS, DR10) ``spec-LMJD-PLANID_spSPID-FIBERID.fits``, also gzipped
-  (``.fits.gz``): HDU1 ``COADD`` is a *one-row* table whose cells are arrays ``FLUX``, ``IVAR``,
-  ``WAVELENGTH`` (Angstrom, not log), ``ANDMASK``, ``ORMASK``, ``NORMALIZATION``; the pipeline's
-  results (OBSID, CLASS, SUBCLASS, Z, SNRU...SNRZ) and the object's RA/DEC are HDU0 cards.
+:func:`read_spectrum` recognises the layout from the file's content, never its name, and hands it
+to its reader: DR8+ ``spec`` and DR7 ``spSpec`` files in :mod:`stellar_nb.data.sdss_layouts`,
+LAMOST LRS files in :mod:`stellar_nb.data.lamost`; gzip is undone here. :func:`write_spectrum`
+writes the DR12 ``spec-lite`` data model; :mod:`stellar_nb.data.convert` converts to and from
+specutils.
 
 SDSS quirks handled here: wavelengths are log10 of *vacuum* Angstrom; flux is in units of
 1e-17 erg/s/cm^2/A; ``ivar = 0`` marks a pixel without data; ``and_mask`` is the bitwise AND of
-the per-exposure pixel masks (a bit set in every exposure, e.g. bad column or bright sky). The
-object's coordinates are ``PLUG_RA``/``PLUG_DEC``: the header's ``RA``/``DEC`` is the plate centre.
-
-LAMOST quirks handled here: ``FLUX`` is *relative* (LAMOST is not absolutely flux-calibrated; the
-units are arbitrary, not :data:`FLUX_UNIT`); wavelengths are vacuum (``VACUUM = T``; air ones are
-converted) on a log-linear grid with a 1e-4 step in log10, about 3700-9100 A, at R ~ 1800 (SDSS
-~ 2000); ``IVAR = 0`` marks a bad pixel, and so does ``FLUX = 0`` exactly: LAMOST leaves dropouts
-(often the last pixels) at zero flux with an inverse variance copied from a neighbour. ``Z`` of a
-star is its radial velocity as a redshift, and -9999 means missing. The header's ``RA``/``DEC`` are
-the object's; there is no plate, only a plan (PLANID), a spectrograph (SPID) and a fiber.
+the per-exposure pixel masks (a bit set in every exposure, e.g. bad column or bright sky).
 """
 
 import dataclasses
@@ -41,27 +24,21 @@ from astropy import units as u
 from astropy.io import fits
 
 from stellar_nb import files
+from stellar_nb.data import hdu, lamost, sdss_layouts
 
 __all__ = [
     "FLUX_UNIT",
     "Spectrum",
     "SpectrumQualityWarning",
     "SpectrumReadError",
-    "from_specutils",
+    "checked_spectrum",
     "read_spectrum",
-    "to_specutils",
     "write_spectrum",
 ]
 
 #: Flux density unit of SDSS spectra.
 FLUX_UNIT = u.Unit("1e-17 erg / (s cm2 Angstrom)")
-#: DR7 ``SPEC_CLN`` codes -> DR8 ``CLASS`` names.
-_SPEC_CLN = {1: "STAR", 2: "GALAXY", 3: "QSO", 4: "QSO", 6: "STAR", 7: "GALAXY"}
 _STANDARD_SPECOBJ = ("PLATE", "MJD", "FIBERID", "CLASS", "SUBCLASS", "Z", "SN_MEDIAN_ALL")
-#: LAMOST HDU0 cards kept in ``meta["specobj"]`` (and written to SPECOBJ by write_spectrum).
-_LAMOST_SPECOBJ = ("OBSID", "DESIG", "PLANID", "LMJD", "SPID", "Z_ERR", "ZFLAG", "SNRU", "SNRG",
-                   "SNRR", "SNRI", "SNRZ", "HELIO_RV", "DATA_V", "VERSPIPE")  # fmt: skip
-_LAMOST_MISSING = -9999.0
 _GZIP_MAGIC = b"\x1f\x8b"
 #: Largest decompressed gzip input read from bytes (a spectrum is well under 10 MB).
 _MAX_GZIP_BYTES = 2**28
@@ -124,207 +101,18 @@ def _name(source):
     return str(getattr(source, "name", "<file object>"))
 
 
-def _scalar(value):
-    if isinstance(value, bytes):
-        value = value.decode("ascii", "replace")
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def _row_dict(hdu):
-    if not isinstance(hdu, fits.BinTableHDU) or hdu.data is None or len(hdu.data) == 0:
-        return {}
-    row = hdu.data[0]
-    return {
-        name.upper(): _scalar(row[name]) for name in hdu.columns.names if np.ndim(row[name]) == 0
-    }
-
-
-def _column(table, name):
-    lookup = {column.lower(): column for column in table.columns.names}
-    return None if name not in lookup else np.asarray(table.data[lookup[name]])
-
-
-def _first(*values):
-    return next((value for value in values if value is not None and value != ""), None)
-
-
-def _integer(value):
-    try:
-        return int(str(value).strip())
-    except (TypeError, ValueError):
-        return None
-
-
 def _median_snr(flux, ivar):
     good = ivar > 0
     return float(np.median(np.abs(flux[good]) * np.sqrt(ivar[good]))) if good.any() else 0.0
 
 
-def _columns(hdu):
-    return {name.lower() for name in getattr(hdu, "columns", fits.ColDefs([])).names}
-
-
-def _coadd(hdul):
-    for hdu in hdul[1:]:
-        if isinstance(hdu, fits.BinTableHDU) and hdu.name.upper() == "COADD":
-            return hdu
-    for hdu in hdul[1:]:
-        names = _columns(hdu)
-        if {"flux", "ivar"} <= names and names & {"loglam", "wavelength"}:
-            return hdu
-    return None
-
-
-def _is_lamost(table):
-    names = _columns(table)
-    return {"flux", "ivar", "wavelength"} <= names and "loglam" not in names
-
-
-def _air_to_vacuum(wavelength):
-    """Convert air wavelengths (Angstrom) to vacuum: the inverse of the IAU standard conversion.
-
-    Inverts :func:`stellar_nb.libraries.vacuum_to_air` (Morton 2000, Ciddor 1996 refractivity)
-    by fixed-point iteration, ``vacuum <- air * n(vacuum)``; n varies so slowly with wavelength
-    that each step gains four to five digits: three steps reach float64 precision.
-    """
-    from stellar_nb import libraries  # imported here: it loads pandas and scipy
-
-    air = np.asarray(wavelength, dtype=np.float64)
-    vacuum = air.copy()
-    for _ in range(3):
-        vacuum = air * (vacuum / libraries.vacuum_to_air(vacuum))
-    return vacuum
-
-
-def _lamost_number(value):
-    """A finite header number, or None for LAMOST's -9999 (missing), blanks and strings."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-        return None
-    value = float(value)
-    return value if np.isfinite(value) and value > _LAMOST_MISSING else None
-
-
-def _read_spec(hdul, name):
-    table = _coadd(hdul)
-    flux, loglam, ivar = (_column(table, key) for key in ("flux", "loglam", "ivar"))
-    and_mask = _column(table, "and_mask")
-    if and_mask is None:
-        and_mask = np.zeros(len(flux), dtype=np.int32)
-    header = hdul[0].header
-    specobj = _row_dict(hdul[2]) if len(hdul) > 2 else {}
-    meta = {
-        "layout": "spec-sdssv" if "CATALOGID" in specobj else "spec",
-        "plate": _integer(
-            _first(header.get("PLATEID"), specobj.get("PLATE"), specobj.get("FIELD"))
-        ),
-        "mjd": _integer(_first(header.get("MJD"), specobj.get("MJD"))),
-        "fiber": _integer(_first(header.get("FIBERID"), specobj.get("FIBERID"))),
-        "objclass": _first(str(specobj.get("CLASS", "")).upper()) or None,
-        "subclass": str(specobj.get("SUBCLASS", "")),
-        "snr": specobj.get("SN_MEDIAN_ALL"),
-        "ra": _first(specobj.get("PLUG_RA"), header.get("PLUG_RA")),
-        "dec": _first(specobj.get("PLUG_DEC"), header.get("PLUG_DEC")),
-        "z": specobj.get("Z"),
-        "specobjid": _integer(specobj.get("SPECOBJID")),
-        "run2d": _first(str(header.get("RUN2D", "")).strip(), specobj.get("RUN2D")),
-        "specobj": specobj,
-    }
-    if "CATALOGID" in specobj:
-        meta["catalogid"] = _integer(specobj["CATALOGID"])
-        meta["field"] = _integer(specobj.get("FIELD"))
-    return flux, loglam, ivar, and_mask, meta
-
-
-def _read_spspec(hdul, name):
-    header = hdul[0].header
-    image = np.asarray(hdul[0].data, dtype=np.float64)
-    sigma = image[2]
-    ivar = np.zeros_like(sigma)
-    np.divide(1.0, sigma**2, out=ivar, where=sigma > 0)
-    loglam = header["COEFF0"] + header["COEFF1"] * np.arange(image.shape[1])
-    meta = {
-        "layout": "spSpec",
-        "plate": _integer(header.get("PLATEID")),
-        "mjd": _integer(header.get("MJD")),
-        "fiber": _integer(header.get("FIBERID")),
-        "objclass": _SPEC_CLN.get(_integer(header.get("SPEC_CLN"))),
-        "subclass": "",
-        "snr": None,
-        "ra": header.get("RAOBJ"),
-        "dec": header.get("DECOBJ"),
-        "z": header.get("Z"),
-        "specobjid": None,
-        "run2d": None,
-        "specobj": {},
-    }
-    return image[0], loglam, ivar, image[3].astype(np.int64), meta
-
-
-def _read_lamost(hdul, name):
-    """LAMOST LRS: arrays from the one-row COADD table, identifiers and results from HDU0.
-
-    ``loglam`` is log10 of ``WAVELENGTH`` (converted from air to vacuum first if the header says
-    ``VACUUM = F``); pixels with ``FLUX == 0`` exactly get ``ivar = 0`` (LAMOST's dropouts keep a
-    neighbour's IVAR); ``snr`` is SNRG when positive, otherwise left for :func:`_validate` to
-    compute.
-    """
-    table = _coadd(hdul)
-    rows = 0 if table.data is None else len(table.data)
-    if rows != 1:
-        raise SpectrumReadError(f"{name}: LAMOST COADD table has {rows} rows; expected 1")
-    flux, ivar, wavelength = (
-        np.asarray(_column(table, key)[0], dtype=np.float64)
-        for key in ("flux", "ivar", "wavelength")
-    )
-    header = hdul[0].header
-    if header.get("VACUUM", True) is False:
-        wavelength = _air_to_vacuum(wavelength)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        loglam = np.log10(wavelength)  # non-positive values become NaN/-inf, rejected later
-    ivar = np.where(flux == 0, 0.0, ivar)
-    and_mask = _column(table, "andmask")
-    if and_mask is None:
-        and_mask = np.zeros(flux.shape, dtype=np.int64)
-    else:
-        and_mask = np.asarray(and_mask[0], dtype=np.float64)  # LAMOST stores the bits as floats
-        and_mask = np.where(np.isfinite(and_mask), and_mask, 0).astype(np.int64)
-    objclass = str(header.get("CLASS", "")).strip().upper()
-    snr = _lamost_number(header.get("SNRG"))
-    meta = {
-        "layout": "lamost",
-        "plate": None,
-        "mjd": _integer(header.get("MJD")),
-        "fiber": _integer(header.get("FIBERID")),
-        "objclass": objclass if objclass in ("STAR", "GALAXY", "QSO") else None,
-        "subclass": str(header.get("SUBCLASS", "")).strip(),
-        "snr": snr if snr is not None and snr > 0 else None,
-        "ra": _lamost_number(header.get("RA")),
-        "dec": _lamost_number(header.get("DEC")),
-        "z": _lamost_number(header.get("Z")),
-        "specobjid": None,
-        "run2d": None,
-        "obsid": _integer(header.get("OBSID")),
-        "lmjd": _integer(header.get("LMJD")),
-        "planid": _first(str(header.get("PLANID", "")).strip()),
-        "spid": _integer(header.get("SPID")),
-        "specobj": {key: _scalar(header[key]) for key in _LAMOST_SPECOBJ if key in header},
-    }
-    return flux, loglam, ivar, and_mask, meta
-
-
 def _layout(hdul, name):
-    table = _coadd(hdul)
+    table = hdu.coadd_table(hdul)
     if table is not None:
-        return _read_lamost if _is_lamost(table) else _read_spec
-    header = hdul[0].header
-    if header.get("NAXIS") == 2 and header.get("NAXIS2") == 5 and "COEFF0" in header:
-        if "SPEC_CLN" in header or "FIBERID" in header:
-            return _read_spspec
-    extensions = [hdu.name or type(hdu).__name__ for hdu in hdul]
+        return lamost.read_lamost if lamost.is_lamost(table) else sdss_layouts.read_spec
+    if sdss_layouts.is_spspec(hdul[0].header):
+        return sdss_layouts.read_spspec
+    extensions = [item.name or type(item).__name__ for item in hdul]
     raise SpectrumReadError(
         f"{name}: unsupported layout: no COADD table (HDUs: {extensions}); expected an SDSS "
         "per-object spectrum (DR8+ spec-*.fits with a COADD table, or DR7 spSpec-*.fit) or a "
@@ -417,7 +205,9 @@ def read_spectrum(source):
         hdul = _open(source, name)
         try:
             reader = _layout(hdul, name)
-            flux, loglam, ivar, and_mask, meta = reader(hdul, name)
+            flux, loglam, ivar, and_mask, meta = reader(hdul)
+        except hdu.LayoutError as error:
+            raise SpectrumReadError(f"{name}: {error}") from None
         except (KeyError, IndexError, TypeError, ValueError) as error:
             if isinstance(error, SpectrumReadError):
                 raise
@@ -427,10 +217,26 @@ def read_spectrum(source):
     for warning in caught:
         if "truncated" in str(warning.message).lower():
             raise SpectrumReadError(f"{name}: truncated FITS file ({warning.message})")
-    return _validate(flux, loglam, ivar, and_mask, meta, name)
+    return checked_spectrum(flux, loglam, ivar, and_mask, meta, name)
 
 
-def _validate(flux, loglam, ivar, and_mask, meta, name):
+def checked_spectrum(flux, loglam, ivar, and_mask, meta, name):
+    """A :class:`Spectrum` from a reader's arrays, checked and cleaned.
+
+    Non-finite flux or ivar values become ``ivar = 0`` pixels (flux set to 0), negative ivar
+    becomes 0, ``meta["path"]`` is set to ``name`` and a missing ``meta["snr"]`` is computed.
+
+    Raises
+    ------
+    SpectrumReadError
+        If the arrays differ in shape, have fewer than 2 pixels, or ``loglam`` is not strictly
+        increasing log10 Angstrom.
+
+    Warns
+    -----
+    SpectrumQualityWarning
+        If some values are NaN/Inf, or no pixel has ``ivar > 0``.
+    """
     flux = np.asarray(flux, dtype=np.float64)
     loglam = np.asarray(loglam, dtype=np.float64)
     ivar = np.asarray(ivar, dtype=np.float64)
@@ -582,66 +388,3 @@ def write_spectrum(path, spectrum):
     return files.atomic_write(
         path, lambda temporary: hdul.writeto(temporary, overwrite=True, checksum=False)
     )
-
-
-def to_specutils(spectrum):
-    """Return a :class:`specutils.Spectrum` with wavelength, flux, inverse variance and mask.
-
-    The mask is True (bad) where ``ivar == 0``; ``and_mask`` and ``meta`` go to ``.meta``.
-    """
-    import specutils
-    from astropy.nddata import InverseVariance
-
-    return specutils.Spectrum(
-        flux=np.asarray(spectrum.flux, dtype=np.float64) * FLUX_UNIT,
-        spectral_axis=spectrum.wavelength * u.AA,
-        uncertainty=InverseVariance(np.asarray(spectrum.ivar, dtype=np.float64) * FLUX_UNIT**-2),
-        mask=np.asarray(spectrum.ivar) <= 0,
-        meta={
-            **spectrum.meta,
-            "and_mask": np.asarray(spectrum.and_mask),
-            "air_or_vacuum": "vacuum",
-        },
-    )
-
-
-def from_specutils(spectrum1d):
-    """Build a :class:`Spectrum` from a ``specutils.Spectrum`` (or ``Spectrum1D``).
-
-    The spectral axis is taken as vacuum wavelength and converted to log10 Angstrom; flux is
-    converted to :data:`FLUX_UNIT`; masked pixels, and pixels without uncertainty, get
-    ``ivar = 0`` unless an uncertainty is given.
-
-    Raises
-    ------
-    ValueError
-        If the flux is not a spectral flux density or the spectrum is not one-dimensional.
-    """
-    from astropy.nddata import InverseVariance
-
-    if spectrum1d.flux.ndim != 1:
-        raise ValueError(
-            f"from_specutils needs a 1-D spectrum, got flux of shape {spectrum1d.flux.shape}"
-        )
-    wavelength = spectrum1d.spectral_axis.to(u.AA, equivalencies=u.spectral())
-    try:
-        flux = spectrum1d.flux.to(FLUX_UNIT, equivalencies=u.spectral_density(wavelength))
-    except u.UnitConversionError as error:
-        raise ValueError(
-            f"flux unit {spectrum1d.flux.unit} is not a flux density: {error}"
-        ) from None
-    if spectrum1d.uncertainty is not None:
-        inverse = spectrum1d.uncertainty.represent_as(InverseVariance)
-        scale = (1.0 * spectrum1d.flux.unit).to_value(
-            FLUX_UNIT, equivalencies=u.spectral_density(wavelength)
-        )
-        ivar = np.asarray(inverse.array, dtype=np.float64) / np.asarray(scale) ** 2
-    else:
-        ivar = np.ones(flux.shape)
-    if spectrum1d.mask is not None:
-        ivar = np.where(np.asarray(spectrum1d.mask, dtype=bool), 0.0, ivar)
-    meta = dict(spectrum1d.meta or {})
-    and_mask = np.asarray(meta.pop("and_mask", np.zeros(flux.shape, dtype=np.int32)))
-    meta.pop("air_or_vacuum", None)
-    meta.setdefault("path", "<specutils>")
-    return _validate(flux.value, np.log10(wavelength.value), ivar, and_mask, meta, meta["path"])

@@ -14,12 +14,11 @@
    (:mod:`stellar_nb.schema`) after a seeded shuffle: 30,000 / 5,000 / 15,000 by default.
 
 Base URLs come from arguments, else ``$STELLAR_NB_SKYSERVER_URL`` and ``$STELLAR_NB_SAS_URL``, else
-the public DR12 services; :mod:`stellar_nb.data.loopback` serves both offline.
+the public DR12 services (the tests serve stand-ins for both on loopback).
 """
 
 import dataclasses
 import io
-import os
 import re
 import time
 import warnings
@@ -30,7 +29,7 @@ import pandas as pd
 import requests
 import tqdm.auto
 
-from stellar_nb import schema
+from stellar_nb import config, schema
 from stellar_nb.data import download, fits, tables
 
 __all__ = [
@@ -46,8 +45,8 @@ __all__ = [
     "spectrum_path",
 ]
 
-SKYSERVER_URL = "https://skyserver.sdss.org/dr12/SkyserverWS/SearchTools/SqlSearch"
-SAS_URL = "https://data.sdss.org/sas/dr12"
+SKYSERVER_URL = config.SERVICE_URLS["skyserver"]
+SAS_URL = config.SERVICE_URLS["sas"]
 MISSING = -9999.0
 _TEXT_COLUMNS = ("specobjid", "class", "subclass", "run2d")
 _INT64_MAX = np.iinfo(np.int64).max
@@ -146,7 +145,7 @@ def query_sspp(n, *, base_url=None, page_size=10_000, timeout=120.0, min_snr=10.
     """
     if int(n) < 1 or int(page_size) < 1:
         raise ValueError(f"n and page_size must be positive, got n={n}, page_size={page_size}")
-    url = base_url or os.environ.get("STELLAR_NB_SKYSERVER_URL") or SKYSERVER_URL
+    url = config.service_url("skyserver", base_url)
     pages, after, remaining = [], 0, int(n)
     with requests.Session() as session:
         while remaining > 0:
@@ -259,7 +258,7 @@ def download_spectra(
     stellar_nb.data.download.DownloadReport
         Files that are not FITS, or not whole FITS blocks, are deleted and listed as failed.
     """
-    base = (base_url or os.environ.get("STELLAR_NB_SAS_URL") or SAS_URL).rstrip("/")
+    base = config.service_url("sas", base_url).rstrip("/")
     remote = [
         download.RemoteFile(url=f"{base}/{relative}", name=relative)
         for relative in (spectrum_path(row) for _, row in catalogue.iterrows())

@@ -21,8 +21,8 @@ __all__ = ["iter_split", "read_split", "split_path", "write_split"]
 LIST_COLUMNS = (*schema.ARRAY_COLUMNS, "processed_flux")
 
 
-def split_path(directory, split):
-    """Return the Parquet path of ``split`` in ``directory``.
+def split_path(survey, split):
+    """Return the Parquet path of ``split`` in the survey folder ``survey``.
 
     Raises
     ------
@@ -31,7 +31,7 @@ def split_path(directory, split):
     """
     if split not in schema.SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(schema.SPLITS)}")
-    return Path(directory) / f"{split}.parquet"
+    return Path(survey) / f"{split}.parquet"
 
 
 def _to_arrow(frame):
@@ -92,8 +92,8 @@ def _to_pandas(table):
     return pd.DataFrame(columns)
 
 
-def _open(directory, split):
-    path = split_path(directory, split)
+def _open(survey, split):
+    path = split_path(survey, split)
     if not path.is_file():
         raise FileNotFoundError(f"no {split} split at {path}")
     try:
@@ -111,20 +111,20 @@ def _check_columns(parquet, columns):
     return list(columns)
 
 
-def read_split(directory, split, *, columns=None, rows=None):
+def read_split(survey, split, *, columns=None, rows=None):
     """Read a split (or some of its columns and rows) into a DataFrame.
 
     Parameters
     ----------
-    directory : str or pathlib.Path
-        Folder holding ``train.parquet``, ``validation.parquet``, ``test.parquet``.
+    survey : str or pathlib.Path
+        Survey folder holding ``train.parquet``, ``validation.parquet``, ``test.parquet``.
     split : {"train", "validation", "test"}
     columns : sequence of str, optional
         Columns to read; all by default. Reading only scalars is cheap.
     rows : slice or sequence of int, optional
         Rows to keep (positions in the file); only the row groups holding them are read.
     """
-    parquet = _open(directory, split)
+    parquet = _open(survey, split)
     columns = _check_columns(parquet, columns)
     if rows is None:
         return _to_pandas(parquet.read(columns=columns))
@@ -152,9 +152,9 @@ def read_split(directory, split, *, columns=None, rows=None):
     return _to_pandas(table.take(pa.array(index))).reset_index(drop=True)
 
 
-def iter_split(directory, split, *, columns=None, batch_size=2048):
-    """Yield a split as DataFrames of at most ``batch_size`` rows, in file order."""
-    parquet = _open(directory, split)
+def iter_split(survey, split, *, columns=None, batch_size=2048):
+    """Yield a split of the survey folder ``survey`` as DataFrames of at most ``batch_size`` rows, in file order."""
+    parquet = _open(survey, split)
     columns = _check_columns(parquet, columns)
     for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
         yield _to_pandas(pa.Table.from_batches([batch]))

@@ -1,8 +1,8 @@
 """The dashboard's two plotly figures; each function takes results and returns a figure.
 
-- :func:`overview_figure`: the Kiel diagram of the test split (click a star to load it) beside the
+- :func:`plot_overview`: the Kiel diagram of the test split (click a star to load it) beside the
   test-split residual distributions, with the current star on both;
-- :func:`spectrum_figure`: the observed spectrum with the emulated one at the predicted labels,
+- :func:`plot_spectrum`: the observed spectrum with the emulated one at the predicted labels,
   the flux residual, and each preprocessing step, all on one shared wavelength axis.
 
 Each figure has the same traces in the same order whatever its input (empty traces where
@@ -15,7 +15,7 @@ would validate every array again.
 import numpy as np
 import plotly.subplots
 
-from stellar_nb import schema
+from stellar_nb import doppler, schema
 
 __all__ = [
     "FIRST_STEP_TRACE",
@@ -23,10 +23,10 @@ __all__ = [
     "LINES",
     "PREPROCESSING_STEPS",
     "kiel_star_traces",
-    "overview_figure",
+    "plot_overview",
+    "plot_spectrum",
     "residual_histogram",
     "residual_shapes",
-    "spectrum_figure",
     "spectrum_traces",
 ]
 
@@ -45,7 +45,7 @@ LINES = {
 }
 #: Steps of the preprocessing view, in the paper's order.
 PREPROCESSING_STEPS = ("observed", "resampled", "rest frame", "standardised")
-#: Position of the first preprocessing trace in :func:`spectrum_figure`.
+#: Position of the first preprocessing trace in :func:`plot_spectrum`.
 FIRST_STEP_TRACE = 5
 #: Test stars drawn on the Kiel diagram at most (a fixed random subset beyond that): plotly draws
 #: each as an SVG element, and 15,000 would take seconds per redraw.
@@ -77,7 +77,7 @@ def residual_histogram(values, bins=RESIDUAL_BINS):
     return 0.5 * (edges[1:] + edges[:-1]), counts.astype(float), float(edges[1] - edges[0])
 
 
-def overview_figure(test, residuals, analysis=None, max_points=KIEL_POINTS):
+def plot_overview(test, residuals, analysis=None, max_points=KIEL_POINTS):
     """Kiel diagram of the test split beside its residual distributions, with the current star.
 
     Parameters
@@ -86,7 +86,7 @@ def overview_figure(test, residuals, analysis=None, max_points=KIEL_POINTS):
         ``catalog_teff``, ``catalog_feh``, ``catalog_logg`` and ``spec_id`` per test star.
     residuals : numpy.ndarray
         (n, 3) test-split residuals, predicted minus catalogue, in :data:`~stellar_nb.schema.LABELS` order.
-    analysis : stellar_nb.dashboard.compute.Analysis, optional
+    analysis : stellar_nb.dashboard.analysis.Analysis, optional
         The current star: its prediction with error bars, its catalogue labels and residuals.
     max_points : int
         Test stars drawn at most; a larger split shows a fixed random subset of this size (the
@@ -161,7 +161,7 @@ def kiel_star_traces(analysis=None):
 
 
 def residual_shapes(analysis=None):
-    """Red lines at the current star's residuals on the three histograms of :func:`overview_figure`."""
+    """Red lines at the current star's residuals on the three histograms of :func:`plot_overview`."""
     if analysis is None or analysis.residual is None:
         return []
     return [
@@ -172,7 +172,7 @@ def residual_shapes(analysis=None):
 
 
 def _line_markers(rv_kms, low, high):
-    factor = np.sqrt((1 + rv_kms / schema.C_KM_S) / (1 - rv_kms / schema.C_KM_S))
+    factor = doppler.wavelength_factor(rv_kms)
     shapes, annotations = [], []
     for name, wavelengths in LINES.items():
         for index, rest in enumerate(wavelengths):
@@ -191,7 +191,7 @@ def _line_markers(rv_kms, low, high):
     return shapes, annotations
 
 
-def spectrum_figure(analysis=None, steps=PREPROCESSING_STEPS):
+def plot_spectrum(analysis=None, steps=PREPROCESSING_STEPS):
     """The observed spectrum, the emulated one at the predicted labels, the residual, the preprocessing.
 
     Three panels on one wavelength axis (zooming one zooms all):
@@ -241,7 +241,7 @@ def spectrum_figure(analysis=None, steps=PREPROCESSING_STEPS):
 
 
 def spectrum_traces(analysis=None, steps=PREPROCESSING_STEPS):
-    """The traces of :func:`spectrum_figure` as dicts, and its line markers (shapes, annotations)."""
+    """The traces of :func:`plot_spectrum` as dicts, and its line markers (shapes, annotations)."""
     unknown = set(steps) - set(PREPROCESSING_STEPS)
     if unknown:
         raise ValueError(f"unknown steps {sorted(unknown)}; allowed: {PREPROCESSING_STEPS}")

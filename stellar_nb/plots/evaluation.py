@@ -8,7 +8,7 @@ from scipy import stats
 
 from stellar_nb import schema
 
-__all__ = ["error_vs_floor", "kde_density", "kde_scatter"]
+__all__ = ["kde_density", "plot_error_vs_floor", "plot_kde_scatter"]
 
 
 def kde_density(x, y, *, max_fit_points=2000, seed=0):
@@ -41,7 +41,7 @@ def kde_density(x, y, *, max_fit_points=2000, seed=0):
     return density / density.max()
 
 
-def kde_scatter(true, predicted, *, labels=schema.LABELS, title=None, max_points=15_000):
+def plot_kde_scatter(true, predicted, *, labels=schema.LABELS, title=None, max_points=15_000):
     """Predicted against true labels, one panel per label, coloured by KDE point density.
 
     Parameters
@@ -101,7 +101,7 @@ def kde_scatter(true, predicted, *, labels=schema.LABELS, title=None, max_points
     return figure
 
 
-def error_vs_floor(
+def plot_error_vs_floor(
     errors, floor, *, labels=schema.LABELS, title="Mean absolute error and the Cramer-Rao floor"
 ):
     """Bar chart of each model's MAE per label, with the Cramer-Rao floor as a line.

@@ -8,15 +8,15 @@ from stellar_nb import schema
 
 __all__ = [
     "LINES",
-    "augmentation_figure",
-    "bad_pixel_figure",
-    "clamped_ends_figure",
-    "label_scaling_figure",
-    "method_difference_figure",
-    "normalised_figure",
-    "raw_spectra_figure",
-    "rest_frame_figure",
-    "speed_figure",
+    "plot_augmentation",
+    "plot_bad_pixels",
+    "plot_clamped_ends",
+    "plot_label_scaling",
+    "plot_method_difference",
+    "plot_normalised",
+    "plot_raw_spectra",
+    "plot_rest_frame",
+    "plot_speed",
 ]
 
 #: Vacuum rest wavelengths (Angstrom) of the lines used for zooms.
@@ -43,7 +43,7 @@ def _layout(figure, title, y_title, x_title=_WAVELENGTH):
     return figure
 
 
-def raw_spectra_figure(loglam_list, flux_list, names):
+def plot_raw_spectra(loglam_list, flux_list, names):
     """Raw spectra in flux units (the paper's Figure 2): levels set by distance, not physics."""
     figure = go.Figure()
     for loglam, flux, name in zip(loglam_list, flux_list, names, strict=True):
@@ -57,7 +57,7 @@ def raw_spectra_figure(loglam_list, flux_list, names):
     )
 
 
-def rest_frame_figure(grid, observed, rest, rv_kms):
+def plot_rest_frame(grid, observed, rest, rv_kms):
     """Observed vs rest-frame spectrum on the grid, with a dropdown of zooms on H-alpha, Ca II H & K, H-beta."""
     wavelength = 10.0**grid
     figure = go.Figure()
@@ -111,7 +111,7 @@ def rest_frame_figure(grid, observed, rest, rv_kms):
     )
 
 
-def clamped_ends_figure(loglam, flux, grid, resampled):
+def plot_clamped_ends(loglam, flux, grid, resampled):
     """A spectrum's own coverage vs the common grid: outside it, the nearest available flux."""
     wavelength = 10.0 ** np.asarray(loglam, float)
     figure = go.Figure()
@@ -131,7 +131,7 @@ def clamped_ends_figure(loglam, flux, grid, resampled):
     return _layout(figure, "Clamped ends: the grid reaches past the spectrum (shaded)", "flux")
 
 
-def normalised_figure(grid, spectra, planck, teff):
+def plot_normalised(grid, spectra, planck, teff):
     """Standardised spectra with Planck continua at their Teff (the paper's Figure 3); a slider picks the star."""
     wavelength = 10.0**grid
     figure = go.Figure()
@@ -172,7 +172,7 @@ def normalised_figure(grid, spectra, planck, teff):
     )
 
 
-def method_difference_figure(grid, paper, single):
+def plot_method_difference(grid, paper, single):
     """The paper's two interpolations vs one: the spectra and their difference."""
     wavelength = 10.0**grid
     figure = make_subplots(
@@ -217,7 +217,7 @@ def method_difference_figure(grid, paper, single):
     return figure
 
 
-def bad_pixel_figure(loglam, flux, bad, grid, treated, untreated):
+def plot_bad_pixels(loglam, flux, bad, grid, treated, untreated):
     """Raw pixels with bad ones marked, and the preprocessed spectrum with and without the treatment."""
     wavelength = 10.0 ** np.asarray(loglam, float)
     figure = make_subplots(
@@ -266,7 +266,7 @@ def bad_pixel_figure(loglam, flux, bad, grid, treated, untreated):
     return figure
 
 
-def label_scaling_figure(labels, scaled):
+def plot_label_scaling(labels, scaled):
     """Histograms of each label in physical units and after RobustScaler (median 0, IQR 1)."""
     figure = make_subplots(rows=2, cols=3, vertical_spacing=0.18)
     for column, label in enumerate(schema.LABELS):
@@ -288,7 +288,7 @@ def label_scaling_figure(labels, scaled):
     return figure
 
 
-def augmentation_figure(grid, original, copies, window=(5100.0, 5300.0)):
+def plot_augmentation(grid, original, copies, window=(5100.0, 5300.0)):
     """A training spectrum and its noisy copies, zoomed on ``window`` (Angstrom)."""
     wavelength = 10.0**grid
     inside = (wavelength > window[0]) & (wavelength < window[1])
@@ -314,8 +314,8 @@ def augmentation_figure(grid, original, copies, window=(5100.0, 5300.0)):
     )
 
 
-def speed_figure(result):
-    """Throughput of the naive loop and the package (from :func:`stellar_nb.bench.preprocess.measure`)."""
+def plot_speed(result):
+    """Throughput of the naive loop and the package (from :func:`stellar_nb.preprocess.naive.compare_speed`)."""
     names = ["naive SciPy loop", "package, 1 thread", f"package, {result['threads']} threads"]
     values = [result["naive_per_s"], result["one_thread_per_s"], result["threads_per_s"]]
     figure = go.Figure(

@@ -11,12 +11,12 @@ from plotly.subplots import make_subplots
 from stellar_nb import schema
 
 __all__ = [
-    "crb_figure",
-    "label_distributions_figure",
-    "library_comparison_figure",
-    "observed_spectrum_figure",
-    "realism_figure",
-    "residual_rms_figure",
+    "plot_crb",
+    "plot_label_distributions",
+    "plot_library_comparison",
+    "plot_observed_spectrum",
+    "plot_realism",
+    "plot_residual_rms",
 ]
 
 _SPLIT_COLOURS = {"train": "#1f77b4", "validation": "#ff7f0e", "test": "#2ca02c"}
@@ -27,8 +27,8 @@ def _axis_title(label):
     return f"{name} [{unit}]"
 
 
-def realism_figure(report):
-    """Per-wavelength held-out error of the emulator (from :func:`stellar_nb.libraries.fit_emulator`).
+def plot_realism(report):
+    """Per-wavelength held-out error of the emulator (from :func:`stellar_nb.emulator_fit.fit_emulator`).
 
     Parameters
     ----------
@@ -54,7 +54,7 @@ def realism_figure(report):
     return figure
 
 
-def residual_rms_figure(bank):
+def plot_residual_rms(bank):
     """How far real library stars sit from the emulator, per wavelength: the residual bank's RMS.
 
     Parameters
@@ -75,7 +75,7 @@ def residual_rms_figure(bank):
     return figure
 
 
-def library_comparison_figure(loglam, real, emulated, labels, names=None):
+def plot_library_comparison(loglam, real, emulated, labels, names=None):
     """Real library spectra next to emulated ones at the same labels, one panel per star.
 
     Parameters
@@ -116,7 +116,7 @@ def library_comparison_figure(loglam, real, emulated, labels, names=None):
     return figure
 
 
-def observed_spectrum_figure(loglam, flux, ivar, mask, model=None, title=None):
+def plot_observed_spectrum(loglam, flux, ivar, mask, model=None, title=None):
     """An observed spectrum with its 1-sigma noise, masked pixels marked and an optional model.
 
     Parameters
@@ -154,7 +154,7 @@ def observed_spectrum_figure(loglam, flux, ivar, mask, model=None, title=None):
     return figure
 
 
-def label_distributions_figure(frames, prefix="catalog_"):
+def plot_label_distributions(frames, prefix="catalog_"):
     """Histograms of the three labels for each split (the paper's Figure 1).
 
     Parameters
@@ -182,7 +182,7 @@ def label_distributions_figure(frames, prefix="catalog_"):
     return figure
 
 
-def crb_figure(summary):
+def plot_crb(summary):
     """Cramer-Rao bound per S/N bin (from :func:`stellar_nb.simulate.crb_summary`), log axes."""
     centre = np.sqrt(summary["snr_lo"].to_numpy() * summary["snr_hi"].to_numpy())
     figure = make_subplots(rows=1, cols=3, subplot_titles=[_axis_title(x) for x in schema.LABELS])

@@ -3,10 +3,10 @@
 import numpy as np
 import plotly.graph_objects as go
 
-__all__ = ["trial_history", "trial_parallel_coordinates"]
+__all__ = ["plot_trial_history", "plot_trial_parallel_coordinates"]
 
 
-def trial_history(trials):
+def plot_trial_history(trials):
     """Validation loss of each trial in the order run, with the running best.
 
     Parameters
@@ -33,7 +33,7 @@ def trial_history(trials):
     return figure
 
 
-def trial_parallel_coordinates(
+def plot_trial_parallel_coordinates(
     trials, names=("stem_units", "block_dropout", "learning_rate", "weight_decay")
 ):
     """Parallel coordinates of the numeric hyperparameters ``names``, coloured by validation loss.

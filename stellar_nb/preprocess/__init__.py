@@ -10,13 +10,13 @@
 - :mod:`~stellar_nb.preprocess.augment`: noise augmentation and Planck continua;
 - :mod:`~stellar_nb.preprocess.pipeline`: :class:`Preprocessor`, the one entry point, and
   :func:`prepare_split`, which streams a survey split in bounded memory;
-- :mod:`~stellar_nb.preprocess.reference`: the naive per-spectrum SciPy loop, for tests and the
-  benchmark;
-- ``stellar-nb preprocess``: :mod:`~stellar_nb.preprocess.command`.
+- :mod:`~stellar_nb.preprocess.naive`: the naive per-spectrum SciPy loop and
+  :func:`compare_speed`, which times it against the package (loaded on first use);
+- ``stellar-nb preprocess``: :mod:`stellar_nb.commands.preprocess`.
 """
 
+from stellar_nb import lazy
 from stellar_nb.preprocess.augment import augment, planck_continuum
-from stellar_nb.preprocess.command import configure_parser, run
 from stellar_nb.preprocess.labels import LabelScaler
 from stellar_nb.preprocess.pipeline import (
     INPUT_VARIANTS,
@@ -27,10 +27,7 @@ from stellar_nb.preprocess.pipeline import (
 )
 from stellar_nb.preprocess.spectra import (
     FATAL_AND_MASK,
-    FLAGS,
-    MAX_ABS_RV_KMS,
     bad_pixels,
-    check_grid,
     clean_spectrum,
     describe_flags,
     preprocess_spectra,
@@ -38,29 +35,28 @@ from stellar_nb.preprocess.spectra import (
     rest_frame,
     standardise,
 )
-from stellar_nb.preprocess.spline import doppler_loglam_shift
+
+__getattr__, __dir__ = lazy.attach(
+    __name__, {"compare_speed": "naive", "naive_preprocess": "naive"}
+)
 
 __all__ = [
     "FATAL_AND_MASK",
-    "FLAGS",
     "INPUT_VARIANTS",
-    "MAX_ABS_RV_KMS",
     "LabelScaler",
     "Preprocessor",
     "augment",
     "bad_pixels",
-    "check_grid",
     "clean_spectrum",
-    "configure_parser",
+    "compare_speed",
     "describe_flags",
-    "doppler_loglam_shift",
     "input_variant",
     "label_columns",
+    "naive_preprocess",
     "planck_continuum",
     "prepare_split",
     "preprocess_spectra",
     "resample",
     "rest_frame",
-    "run",
     "standardise",
 ]

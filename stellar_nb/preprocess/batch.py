@@ -109,7 +109,17 @@ def _clean(flux, good):
 
 
 def process_lattice_chunk(
-    flux_list, ivar_list, mask_list, first_index, lengths, shift, *, method, grid, fatal_bits
+    flux_list,
+    ivar_list,
+    mask_list,
+    first_index,
+    lengths,
+    shift,
+    *,
+    method,
+    grid,
+    fatal_bits,
+    resampled_out=None,
 ):
     """Clean, resample and shift a chunk of lattice spectra (standardised by the caller).
 
@@ -124,6 +134,9 @@ def process_lattice_chunk(
     grid : numpy.ndarray
         Uniform output grid.
     fatal_bits : int
+    resampled_out : numpy.ndarray, optional
+        (m, grid size) array that receives the resampled spectra before the rest-frame shift
+        (``method="paper"`` only; rows of unusable spectra are left as they are).
 
     Returns
     -------
@@ -166,6 +179,8 @@ def process_lattice_chunk(
         values[ok] = spline.evaluate_hermite(flux, slopes, relative, counts, starts)
         return values, too_short, non_finite
     resampled = _evaluate_shared(flux, slopes, positions, starts, counts)
+    if resampled_out is not None:
+        resampled_out[ok] = resampled
     values[ok] = _shift_to_rest(resampled, shift / (grid[1] - grid[0]))
     return values, too_short, non_finite
 

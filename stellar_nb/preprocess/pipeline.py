@@ -5,7 +5,6 @@ Training, evaluation, ``stellar-nb predict`` and the dashboard all call the same
 label scaler are saved with each model (:meth:`Preprocessor.to_dict`).
 """
 
-import json
 import os
 import shutil
 import tempfile
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stellar_nb import schema
+from stellar_nb import files, schema
 from stellar_nb.preprocess import spectra
 from stellar_nb.preprocess.labels import LabelScaler
 
@@ -129,40 +128,41 @@ def prepare_split(
     # the output goes to a raw temporary file, not a memory map, so that written pages do not
     # count against the process; the .npy is assembled once the row count is known
     X = np.empty((total, grid.size), dtype=np.float32) if out is None else None
-    raw = None if out is None else _temporary(Path(out), ".raw")
     labels, frames, count = [], [], 0
-    try:
-        with open(os.devnull if raw is None else raw, "wb") as stream:
-            for begin in range(0, total, int(batch_size)):
-                # row-group-aligned reads of one batch at a time bound the memory
-                frame = tables.read_split(
-                    directory, split, columns=wanted, rows=slice(begin, begin + int(batch_size))
-                )
-                block, flags = spectra.preprocess_spectra(
-                    *_frame_arrays(frame),
-                    method=method,
-                    grid=grid,
-                    fatal_bits=fatal_bits,
-                    threads=threads,
-                    continuum_degree=continuum_degree,
-                )
-                rows = flags == 0 if drop_flagged else np.ones(flags.size, bool)
-                chosen = block[rows]
-                if X is None:
-                    chosen.astype("<f4", copy=False).tofile(stream)
-                else:
-                    X[count : count + len(chosen)] = chosen
-                count += len(chosen)
-                labels.append(frame.loc[rows, targets].to_numpy(dtype=float))
-                scalars = frame.loc[rows, keep].reset_index(drop=True)
-                scalars["flag"] = flags[rows]
-                frames.append(scalars)
-        X = X[:count] if out is None and count < total else X
+    with (
+        open(os.devnull, "wb")
+        if out is None
+        else tempfile.TemporaryFile(
+            prefix=f".{Path(out).name}.", suffix=".raw", dir=Path(out).parent
+        )
+    ) as stream:
+        for begin in range(0, total, int(batch_size)):
+            # row-group-aligned reads of one batch at a time bound the memory
+            frame = tables.read_split(
+                directory, split, columns=wanted, rows=slice(begin, begin + int(batch_size))
+            )
+            block, flags = spectra.preprocess_spectra(
+                *_frame_arrays(frame),
+                method=method,
+                grid=grid,
+                fatal_bits=fatal_bits,
+                threads=threads,
+                continuum_degree=continuum_degree,
+            )
+            rows = flags == 0 if drop_flagged else np.ones(flags.size, bool)
+            chosen = block[rows]
+            if X is None:
+                chosen.astype("<f4", copy=False).tofile(stream)
+            else:
+                X[count : count + len(chosen)] = chosen
+            count += len(chosen)
+            labels.append(frame.loc[rows, targets].to_numpy(dtype=float))
+            scalars = frame.loc[rows, keep].reset_index(drop=True)
+            scalars["flag"] = flags[rows]
+            frames.append(scalars)
         if out is not None:
-            X = _assemble(raw, Path(out), (count, grid.size))
-    finally:
-        if raw is not None:
-            raw.unlink(missing_ok=True)
+            X = _assemble(stream, Path(out), (count, grid.size))
+    X = X[:count] if out is None and count < total else X
     import pandas as pd
 
     scalars = (
@@ -172,24 +172,14 @@ def prepare_split(
     return X, labels, scalars
 
 
-def _temporary(path, suffix):
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(handle)
-    return Path(name)
-
-
 def _assemble(raw, out, shape):
-    """Write ``out`` (.npy, float32 ``shape``) from the raw rows in ``raw``, atomically."""
-    partial = _temporary(out, ".npy")
-    try:
-        with open(partial, "wb") as target, open(raw, "rb") as source:
-            header = {"descr": "<f4", "fortran_order": False, "shape": tuple(int(n) for n in shape)}
-            np.lib.format.write_array_header_1_0(target, header)
-            shutil.copyfileobj(source, target, 16 * 2**20)
-        os.replace(partial, out)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    """Write ``out`` (.npy, float32 ``shape``) from the raw rows in the open file ``raw``, atomically."""
+    raw.flush()
+    raw.seek(0)
+    with files.atomic_path(out) as partial, open(partial, "wb") as target:
+        header = {"descr": "<f4", "fortran_order": False, "shape": tuple(int(n) for n in shape)}
+        np.lib.format.write_array_header_1_0(target, header)
+        shutil.copyfileobj(raw, target, 16 * 2**20)
     return np.load(out, mmap_mode="r")
 
 
@@ -217,7 +207,14 @@ class Preprocessor:
     Attributes
     ----------
     label_scaler_ : LabelScaler
-        Set by :meth:`fit` (training labels only).
+        Set by :meth:`fit_labels` or :meth:`fit_split` (training labels only).
+
+    Notes
+    -----
+    The spectrum transform learns nothing: :meth:`transform` needs no fit, and one Preprocessor
+    prepares every split. The only fitted part is the label scaler, a scikit-learn-style
+    transformer (``fit``/``transform``/``inverse_transform`` on labels, learned attributes ending
+    in ``_``). So this class has no ``fit(X)`` that would suggest it learns from spectra.
 
     Examples
     --------
@@ -260,8 +257,8 @@ class Preprocessor:
         """The common log10-wavelength grid."""
         return schema.grid_loglam(self.grid_size, self.grid_start, self.grid_stop)
 
-    def fit(self, labels):
-        """Fit the label scaler on training labels (n, 3) in physical units."""
+    def fit_labels(self, labels):
+        """Fit the label scaler on training labels (n, 3) in physical units; returns ``self``."""
         self.label_scaler_ = LabelScaler().fit(labels)
         return self
 
@@ -270,12 +267,12 @@ class Preprocessor:
         from stellar_nb.data import tables
 
         frame = tables.read_split(directory, split, columns=label_columns(self.label_source))
-        return self.fit(frame.to_numpy(dtype=float))
+        return self.fit_labels(frame.to_numpy(dtype=float))
 
     def _scaler(self):
         if not hasattr(self, "label_scaler_"):
             raise ValueError(
-                "this Preprocessor has no fitted label scaler: call fit(train_labels) first"
+                "this Preprocessor has no fitted label scaler: call fit_labels(train_labels) first"
             )
         return self.label_scaler_
 
@@ -319,6 +316,40 @@ class Preprocessor:
             on_bad="raise",
         )
         return X[0]
+
+    def stages(self, loglam, flux, ivar=None, mask=None, rv_kms=0.0):
+        """One spectrum's preprocessing step by step, ending in exactly :meth:`transform_spectrum`.
+
+        Returns
+        -------
+        dict
+            Name -> 1-D array on :attr:`grid` (the ``stages`` of
+            :func:`~stellar_nb.preprocess.spectra.preprocess_spectra`); ``"standardised"`` is
+            the float32 network input, bit-identical to :meth:`transform`'s row.
+
+        Raises
+        ------
+        ValueError
+            If the spectrum is unusable: "cannot be preprocessed (PROBLEMS)", the problems named
+            by :func:`~stellar_nb.preprocess.spectra.describe_flags`.
+        """
+        stages = {}
+        _, flags = spectra.preprocess_spectra(
+            [loglam],
+            [flux],
+            None if ivar is None else [ivar],
+            None if mask is None else [mask],
+            [rv_kms],
+            method=self.method,
+            grid=self.grid,
+            fatal_bits=self.fatal_bits,
+            continuum_degree=self.continuum_degree,
+            stages=stages,
+        )
+        if flags[0]:
+            problems = ", ".join(spectra.describe_flags(flags[0]))
+            raise ValueError(f"cannot be preprocessed ({problems})")
+        return {name: values[0] for name, values in stages.items()}
 
     def transform_split(self, directory, split, **options):
         """:func:`prepare_split` with this preprocessor's options; returns ``(X, labels, scalars)``.
@@ -364,19 +395,12 @@ class Preprocessor:
 
     def save(self, path):
         """Write :meth:`to_dict` as JSON, atomically."""
-        path = Path(path)
-        handle, temporary = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=".part", dir=path.parent
-        )
-        with os.fdopen(handle, "w") as stream:
-            json.dump(self.to_dict(), stream, indent=2)
-        os.replace(temporary, path)
-        return path
+        return files.write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path):
         """Read a preprocessor written by :meth:`save`."""
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_dict(files.read_json(path))
 
     def __repr__(self):
         fitted = ", fitted" if hasattr(self, "label_scaler_") else ""

@@ -9,7 +9,7 @@ to one ``CubicSpline`` each.
 
 import numpy as np
 
-from stellar_nb import schema
+from stellar_nb import doppler, schema
 from stellar_nb.preprocess import batch, spline
 
 __all__ = ["MAX_ABS_RV_KMS", "check_grid", "resample", "rest_frame", "uniform_sampling"]
@@ -183,9 +183,7 @@ def rest_frame(X, rv_kms, grid=None):
         raise ValueError("X must be finite")
     if not np.all(_check_rv(rv_kms, X.shape[0])):
         raise ValueError(f"rv_kms must be finite with |rv| <= {MAX_ABS_RV_KMS:.1f} km/s (0.01 c)")
-    offset = spline.doppler_loglam_shift(np.broadcast_to(rv_kms, (X.shape[0],))) / (
-        grid[1] - grid[0]
-    )
+    offset = doppler.loglam_shift(np.broadcast_to(rv_kms, (X.shape[0],))) / (grid[1] - grid[0])
     output = np.empty_like(X)
     width = spline.padded_width(grid.size)
     lengths = np.full(_CHUNK, grid.size)

@@ -20,7 +20,8 @@ import concurrent.futures
 
 import numpy as np
 
-from stellar_nb.preprocess import batch, spline
+from stellar_nb import doppler
+from stellar_nb.preprocess import batch
 from stellar_nb.preprocess.resampling import (
     MAX_ABS_RV_KMS,
     _check_rv,
@@ -119,13 +120,20 @@ def continuum_normalise(X, degree):
     return X / np.maximum(continuum, np.maximum(floor, 1e-300))
 
 
-def _store(X, flags, rows, values, usable, continuum_degree=0):
-    """Standardise the usable rows of ``values`` into ``X[rows]``; flag constant ones."""
+def _store(X, flags, rows, values, usable, continuum_degree=0, stages=None):
+    """Standardise the usable rows of ``values`` into ``X[rows]``; flag constant ones.
+
+    ``stages``, when given, receives the rows' rest-frame (and continuum-normalised) spectra.
+    """
     values = values if usable.all() else values[usable]
+    target = rows[usable]
+    if stages is not None:
+        stages["rest frame"][target] = values
     if continuum_degree:
         values = continuum_normalise(values, continuum_degree)
+        if stages is not None:
+            stages["continuum normalised"][target] = values
     standardised, constant = _standardise(values)
-    target = rows[usable]
     flags[target[constant]] |= FLAGS["constant"]
     X[target] = standardised
 
@@ -205,6 +213,7 @@ def preprocess_spectra(
     on_bad="flag",
     threads=None,
     continuum_degree=0,
+    stages=None,
 ):
     """The paper's preprocessing of a batch of spectra, with bad rows flagged.
 
@@ -231,6 +240,12 @@ def preprocess_spectra(
     continuum_degree : int
         0 (the paper): standardise the rest-frame spectra as they are; otherwise divide each by
         its fitted continuum of this degree first (:func:`continuum_normalise`).
+    stages : dict, optional
+        Filled with the intermediate spectra, so that a view shows exactly the steps behind
+        ``X``: float64 (n_spectra, grid size) arrays, zeros in flagged rows, under
+        ``"resampled"`` (observed frame; ``method="paper"`` only, ``"single"`` shifts and
+        resamples in one step), ``"rest frame"`` and, for ``continuum_degree > 0``,
+        ``"continuum normalised"``; ``"standardised"`` is ``X`` itself.
 
     Returns
     -------
@@ -244,6 +259,14 @@ def preprocess_spectra(
     ValueError
         For a bad ``method``/``on_bad``/grid, lists of different lengths, or (``on_bad="raise"``)
         any unusable spectrum, naming it and why.
+
+    Examples
+    --------
+    >>> loglam = 3.58 + 1e-4 * np.arange(3800)
+    >>> stages = {}
+    >>> X, flags = preprocess_spectra([loglam], [50 + np.sin(loglam * 200)], stages=stages)
+    >>> list(stages), bool(np.array_equal(stages["standardised"], X))
+    (['resampled', 'rest frame', 'standardised'], True)
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
@@ -265,14 +288,20 @@ def preprocess_spectra(
             f"rv_kms must be a scalar or have {count} values, got shape {np.shape(rv_kms)}"
         ) from None
     flags = np.where(_check_rv(rv, count), 0, FLAGS["rv_out_of_range"]).astype(np.int32)
-    shift = np.where(flags == 0, spline.doppler_loglam_shift(np.where(flags == 0, rv, 0.0)), 0.0)
+    shift = np.where(flags == 0, doppler.loglam_shift(np.where(flags == 0, rv, 0.0)), 0.0)
     X = np.zeros((count, grid.size), dtype=np.float32)
+    if stages is not None:
+        names = (["resampled"] if method == "paper" else []) + ["rest frame"]
+        names += ["continuum normalised"] if continuum_degree else []
+        stages.update({name: np.zeros((count, grid.size)) for name in names})
+    resampled_out = None if stages is None else stages.get("resampled")
     on_lattice, first_index, lengths = batch.lattice_rows(loglam_list)
     fast = np.flatnonzero(on_lattice & (flags == 0))
     fast = fast[np.argsort(first_index[fast], kind="stable")]
     pick = lambda values, rows: None if values is None else [values[i] for i in rows]  # noqa: E731
 
     def work(rows):
+        chunk_resampled = None if resampled_out is None else np.zeros((rows.size, grid.size))
         values, too_short, non_finite = batch.process_lattice_chunk(
             pick(flux_list, rows),
             pick(ivar_list, rows),
@@ -283,10 +312,14 @@ def preprocess_spectra(
             method=method,
             grid=grid,
             fatal_bits=int(fatal_bits),
+            resampled_out=chunk_resampled,
         )
         flags[rows[too_short]] |= FLAGS["too_short"]
         flags[rows[non_finite]] |= FLAGS["non_finite"]
-        _store(X, flags, rows, values, ~(too_short | non_finite), continuum_degree)
+        usable = ~(too_short | non_finite)
+        if resampled_out is not None:
+            resampled_out[rows[usable]] = chunk_resampled[usable]
+        _store(X, flags, rows, values, usable, continuum_degree, stages)
 
     chunks = [fast[begin : begin + _CHUNK] for begin in range(0, fast.size, _CHUNK)]
     workers = _workers(threads, len(chunks))
@@ -315,10 +348,15 @@ def preprocess_spectra(
     kept = np.array(kept, dtype=np.intp)
     if kept.size:
         if method == "paper":
-            values = rest_frame(resample(loglams, fluxes, grid=grid), rv[kept], grid)
+            resampled = resample(loglams, fluxes, grid=grid)
+            if resampled_out is not None:
+                resampled_out[kept] = resampled
+            values = rest_frame(resampled, rv[kept], grid)
         else:
             values = resample(loglams, fluxes, grid=grid, shift=shift[kept])
-        _store(X, flags, kept, values, np.ones(kept.size, bool), continuum_degree)
+        _store(X, flags, kept, values, np.ones(kept.size, bool), continuum_degree, stages)
+    if stages is not None:
+        stages["standardised"] = X
     if on_bad == "raise" and np.any(flags):
         bad = np.flatnonzero(flags)
         reasons = "; ".join(f"spectrum {i}: {', '.join(describe_flags(flags[i]))}" for i in bad[:5])

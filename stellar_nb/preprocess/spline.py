@@ -19,7 +19,6 @@ import numpy as np
 import scipy.ndimage
 
 __all__ = [
-    "doppler_loglam_shift",
     "evaluate_hermite",
     "resample_uniform",
     "spline_slopes",
@@ -173,17 +172,3 @@ def resample_uniform(values, lengths, positions, starts=None):
     """Cubic-spline values of uniformly sampled rows at pixel ``positions`` (clamped ends)."""
     slopes = spline_slopes(values, lengths, starts)
     return evaluate_hermite(values, slopes, positions, lengths, starts)
-
-
-def doppler_loglam_shift(rv_kms):
-    """Return ``log10(1 + z)`` with the relativistic ``1 + z = sqrt((1 + beta) / (1 - beta))``.
-
-    Parameters
-    ----------
-    rv_kms : float or array_like
-        Radial velocity in km/s (positive: receding).
-    """
-    from stellar_nb.schema import C_KM_S
-
-    beta = np.asarray(rv_kms, dtype=float) / C_KM_S
-    return 0.5 * (np.log10(1.0 + beta) - np.log10(1.0 - beta))

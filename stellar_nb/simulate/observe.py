@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from stellar_nb import doppler, schema
 from stellar_nb import emulator as emulator_module
-from stellar_nb import schema
 
 __all__ = [
     "BRIGHTSKY",
@@ -202,7 +202,7 @@ def _row_median(values, keep):
 def _shift(rest, rv):
     """Rest-frame spectra (n, npix) seen at the observed pixels of the same grid."""
     npix = rest.shape[1]
-    position = -emulator_module.doppler_loglam_shift(rv) / emulator_module.LOGLAM_STEP
+    position = -doppler.loglam_shift(rv) / emulator_module.LOGLAM_STEP
     base = np.floor(position).astype(int)
     t = (position - base)[:, None].astype(np.float32)
     weights = (
@@ -300,7 +300,7 @@ def write_fits(folder, test_path, n_fits):
     frame = tables.read_split(Path(test_path).parent, "test", rows=slice(0, n_fits))
     paths = []
     for row in frame.itertuples(index=False):
-        shift = emulator_module.doppler_loglam_shift(row.rv_adop)
+        shift = doppler.loglam_shift(row.rv_adop)
         labels = {
             f"{prefix}_{label}".upper(): float(getattr(row, f"{prefix}_{label}"))
             for prefix in ("true", "catalog")

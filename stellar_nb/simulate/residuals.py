@@ -12,7 +12,7 @@ real spectra. The residual bank keeps those deviations so that the simulator can
   draws on its own.
 - MILES v9.1 gives the blue part (up to 7410 A air), STELIB v3.2 the red part, telluric bands
   included (its spectra are not corrected for them, nor are LAMOST's or SDSS's beyond the
-  pipeline's correction). They are blended over :data:`~stellar_nb.libraries.BLEND_WINDOW`.
+  pipeline's correction). They are blended over :data:`~stellar_nb.emulator_fit.BLEND_WINDOW`.
 - A simulated star takes the residual of one of the :data:`NEIGHBOURS` library stars nearest to its
   labels (in units of 300 K, 0.4 dex, 0.5 dex), so the structure matches its spectral type.
 
@@ -82,40 +82,44 @@ def fit_residual_bank(n_folds=5, seed=0, degree=4, red_degree=2):
     """Held-out residuals of MILES (blue) and STELIB (red) stars against the emulator's model.
 
     Uses the same library selection, normalisation and polynomial degrees as
-    :func:`stellar_nb.libraries.fit_emulator`. Needs ``sdss-mangadap``.
+    :func:`stellar_nb.emulator_fit.fit_emulator`. Needs ``sdss-mangadap``.
 
     Returns
     -------
     ResidualBank
     """
-    from stellar_nb import libraries
+    from stellar_nb import emulator_fit, libraries
 
     grid = libraries.library_grid()
     wavelength = 10.0**grid
-    miles_loglam, ln_miles, miles_table = libraries.miles_ln_flux()
+    miles_loglam, ln_miles, miles_table = emulator_fit.miles_ln_flux()
     features = emulator_module.design_matrix(
         miles_table, emulator_module.monomial_exponents(degree)
     )
-    predicted = libraries.held_out_predictions(libraries._ridge, features, ln_miles, n_folds, seed)
+    predicted = emulator_fit.held_out_predictions(
+        emulator_fit.ridge, features, ln_miles, n_folds, seed
+    )
     blue = np.full((len(miles_table), len(grid)), np.nan)
     blue[:, : ln_miles.shape[1]] = _detrend(miles_loglam, ln_miles - predicted)
 
     stelib_loglam, stelib_flux, stelib_labels = libraries.load_stelib()
-    stelib_flux, stelib_table = libraries._select(stelib_flux, stelib_labels)
-    bridged = libraries._stelib_ln_flux(stelib_loglam, stelib_flux)
+    stelib_flux, stelib_table = emulator_fit.select_stars(stelib_flux, stelib_labels)
+    bridged = emulator_fit.stelib_ln_flux(stelib_loglam, stelib_flux)
     usable = np.isfinite(bridged).any(axis=1)
     bridged, stelib_flux, stelib_table = bridged[usable], stelib_flux[usable], stelib_table[usable]
     # the raw ln flux, telluric bands left in, on the same offset as the bridged fit targets
     raw = np.log(np.where(stelib_flux > 0, stelib_flux, np.nan))
-    blend = (wavelength >= libraries.BLEND_WINDOW[0]) & (wavelength <= libraries.BLEND_WINDOW[1])
+    blend = (wavelength >= emulator_fit.BLEND_WINDOW[0]) & (
+        wavelength <= emulator_fit.BLEND_WINDOW[1]
+    )
     raw -= np.nanmean(raw[:, blend], axis=1, keepdims=True)
     red_features = emulator_module.design_matrix(
         stelib_table, emulator_module.monomial_exponents(red_degree)
     )
-    red_predicted = libraries.held_out_predictions(
-        libraries._masked_fit, red_features, bridged, n_folds, seed
+    red_predicted = emulator_fit.held_out_predictions(
+        emulator_fit.masked_fit, red_features, bridged, n_folds, seed
     )
-    red_part = wavelength >= libraries.BLEND_WINDOW[0]
+    red_part = wavelength >= emulator_fit.BLEND_WINDOW[0]
     red = np.full((len(stelib_table), len(grid)), np.nan)
     red[:, red_part] = _detrend(grid[red_part], (raw - red_predicted)[:, red_part])
     return ResidualBank(
@@ -149,10 +153,10 @@ class ResidualBank:
         self.blue_labels = np.asarray(blue_labels, dtype=float)
         self.red_labels = np.asarray(red_labels, dtype=float)
         self.metadata = dict(metadata or {})
-        from stellar_nb import libraries
+        from stellar_nb import emulator_fit
 
         wavelength = 10.0**self.loglam
-        lo, hi = libraries.BLEND_WINDOW
+        lo, hi = emulator_fit.BLEND_WINDOW
         self._red_weight = np.clip((wavelength - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
         self._trees = [
             scipy.spatial.cKDTree(t / _UNITS) for t in (self.blue_labels, self.red_labels)

@@ -6,7 +6,6 @@ a generator seeded by (seed, stage, split, chunk), so the same seed gives byte-i
 """
 
 import concurrent.futures
-import itertools
 import json
 import os
 import shutil
@@ -25,10 +24,8 @@ __all__ = [
     "LABEL_RANGES",
     "SPLIT_FRACTIONS",
     "check_label_ranges",
-    "cramer_rao_bound",
-    "crb_summary",
-    "default_survey",
     "is_complete",
+    "resolve_survey",
     "sample_labels",
     "simulate_survey",
     "split_sizes",
@@ -39,7 +36,6 @@ SPLIT_FRACTIONS = (0.6, 0.1, 0.3)
 #: Rows per Parquet row group (and per generation chunk).
 CHUNK = 1024
 MANIFEST = "survey.json"
-cramer_rao_bound = emulator_module.cramer_rao_bound
 
 
 def split_sizes(n, fractions=SPLIT_FRACTIONS):
@@ -359,16 +355,36 @@ def is_complete(directory, n=None, seed=None, sizes=None):
     return all(value is None or manifest.get(key) == value for key, value in wanted.items())
 
 
-def default_survey(config=None):
-    """Return the folder of the default simulated survey, generating it on first use.
+def resolve_survey(survey=None, config=None):
+    """Return the survey folder to use: ``survey``, else ``$STELLAR_NB_SURVEY_DIR``, else the default.
+
+    The default is the simulated survey of ``config`` (its ``survey_dir``, split sizes and
+    ``seed``), generated on first use and reused afterwards.
 
     Parameters
     ----------
+    survey : str or pathlib.Path, optional
+        An explicit survey folder; it must exist.
     config : stellar_nb.config.Config, optional
-        Its ``survey_dir``, split sizes and ``seed`` are used; default :func:`~stellar_nb.config.get_config`.
-    """
-    from stellar_nb.config import get_config
+        Used for the default survey; default :func:`~stellar_nb.config.get_config`.
 
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    FileNotFoundError
+        If the explicit (or environment) folder does not exist.
+    """
+    from stellar_nb.config import get_config, survey_from_environment
+
+    survey = survey or survey_from_environment()
+    if survey:
+        survey = Path(survey).expanduser()
+        if not survey.is_dir():
+            raise FileNotFoundError(f"survey folder {survey} does not exist")
+        return survey
     config = config or get_config()
     sizes = (config.n_train, config.n_validation, config.n_test)
     if is_complete(config.survey_dir, config.n_total, config.seed, sizes):
@@ -381,62 +397,3 @@ def default_survey(config=None):
         if is_complete(config.survey_dir, config.n_total, config.seed, sizes):
             return config.survey_dir
         raise
-
-
-def crb_summary(
-    directory,
-    split="test",
-    *,
-    bins=(10, 15, 20, 30, 50, 80, 125),
-    per_bin=40,
-    emulator=None,
-    seed=0,
-):
-    """Cramer-Rao bound per S/N bin from survey rows (median sigma of up to ``per_bin`` stars per bin).
-
-    Only the first row groups of the split are read (rows are in random order), so this is cheap.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``snr_lo``, ``snr_hi``, ``n``, ``crb_teff``, ``crb_feh``, ``crb_logg``.
-    """
-    import pandas as pd
-
-    from stellar_nb.data import tables
-
-    emulator = emulator or emulator_module.load_emulator()
-    snr = tables.read_split(directory, split, columns=["snr"])["snr"].to_numpy()
-    head = np.arange(min(len(snr), 8 * CHUNK))
-    rng = np.random.default_rng(seed)
-    records, chosen = [], []
-    for lo, hi in itertools.pairwise(bins):
-        members = head[(snr[head] >= lo) & (snr[head] < hi)]
-        chosen.append(np.sort(rng.permutation(members)[:per_bin]))
-    rows = np.concatenate(chosen)
-    frame = tables.read_split(
-        directory,
-        split,
-        rows=rows,
-        columns=["loglam", "flux", "ivar", "rv_adop", "snr", *schema.TRUE_COLUMNS],
-    )
-    sigma = cramer_rao_bound(
-        emulator,
-        frame[list(schema.TRUE_COLUMNS)].to_numpy(),
-        frame["loglam"],
-        frame["ivar"],
-        frame["rv_adop"].to_numpy(),
-        frame["flux"],
-    )
-    for lo, hi in itertools.pairwise(bins):
-        inside = ((frame["snr"] >= lo) & (frame["snr"] < hi)).to_numpy()
-        median = np.median(sigma[inside], axis=0) if inside.any() else np.full(3, np.nan)
-        records.append(
-            {
-                "snr_lo": lo,
-                "snr_hi": hi,
-                "n": int(inside.sum()),
-                **{f"crb_{label}": median[i] for i, label in enumerate(schema.LABELS)},
-            }
-        )
-    return pd.DataFrame(records)

@@ -1,7 +1,7 @@
-"""A real HTTP server on 127.0.0.1 that stands in for SDSS and Hugging Face, offline.
+"""A real HTTP server on 127.0.0.1 that stands in for SDSS and Hugging Face, for the tests.
 
 It serves three things, so that the real client code of :mod:`stellar_nb.data.sdss` and
-:mod:`stellar_nb.data.benchmark` runs end to end without the internet (tests, CI, quick mode):
+:mod:`stellar_nb.data.paper_dataset` runs end to end without the internet:
 
 - static files below ``root`` (spectra in the DR12 SAS layout), with HTTP ``Range`` support;
 - SkyServer ``SqlSearch`` answers (``?cmd=SQL&format=csv|json``) computed by SQLite from a
@@ -12,9 +12,10 @@ Faults can be injected per path (``404``, ``500``, ``timeout``, ``truncate``, ``
 ``html``, ``corrupt``), each for a given number of requests, to exercise retries and error
 reporting.
 
-Example (notebook 01, offline): serve a dozen synthetic stars and run the real client::
+Example: serve a dozen synthetic stars and run the real client::
 
-    from stellar_nb.data import loopback, sdss
+    import loopback
+    from stellar_nb.data import sdss
     site = loopback.synthetic_site("site", n=12, seed=0)      # spec-*.fits + catalogue
     with loopback.LoopbackServer(site.root, catalogue=site.catalogue) as server:
         catalogue = sdss.query_sspp(12, base_url=server.skyserver_url, page_size=5)
@@ -23,7 +24,7 @@ Example (notebook 01, offline): serve a dozen synthetic stars and run the real c
 
 To serve rows of the simulated survey instead, build the site from a split table::
 
-    frame = tables.read_split(config.survey_dir, "test", rows=slice(0, 40))
+    frame = tables.read_split(survey, "test", rows=slice(0, 40))
     site = loopback.site_from_split(frame, "site")
 """
 

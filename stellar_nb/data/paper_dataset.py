@@ -1,15 +1,18 @@
-"""The paper's public benchmark: Hugging Face dataset ``BrunoBarreto/sdss_dr12_stars_regression``.
+"""The paper's public data set: Hugging Face dataset ``BrunoBarreto/sdss_dr12_stars_regression``.
 
-:func:`fetch_benchmark` lists the dataset's Parquet files through the Hub's file-tree API
+(Called "the benchmark" in the paper; here "paper dataset", so as not to be confused with the
+speed benchmarks of :mod:`stellar_nb.bench`.) :func:`fetch_paper_dataset` lists the dataset's
+Parquet files through the Hub's file-tree API
 (``/api/datasets/REPO/tree/REVISION``, which also gives each file's size and SHA-256), downloads
 them through plain ``resolve`` URLs with :func:`stellar_nb.data.download.download` (parallel,
 resumable, checksummed) and leaves one ``train.parquet``, ``validation.parquet`` and
-``test.parquet`` in the benchmark folder: the shared split schema (:mod:`stellar_nb.schema`), so
-every later stage reads it like the simulated survey. :func:`load_benchmark` reads a subset of
+``test.parquet`` in its folder: the shared split schema (:mod:`stellar_nb.schema`), so
+every later stage reads it like the simulated survey. :func:`load_paper_dataset` reads a subset of
 rows and columns without loading 50,000 spectra.
 
-The Hub's base URL comes from the argument, else ``$STELLAR_NB_HF_URL``, else
-``https://huggingface.co``; :class:`stellar_nb.data.loopback.LoopbackServer` serves it offline.
+The Hub's base URL is :func:`stellar_nb.config.service_url` ``("huggingface")``: the argument, else
+``$STELLAR_NB_HF_URL``, else
+``https://huggingface.co`` (the tests serve a stand-in on loopback).
 """
 
 import os
@@ -20,19 +23,19 @@ from pathlib import Path, PurePosixPath
 import pyarrow.parquet as pq
 import requests
 
-from stellar_nb import config, schema
+from stellar_nb import config, files, schema
 from stellar_nb.data import download, tables
 
 __all__ = [
     "HF_URL",
     "REPOSITORY",
-    "benchmark_dir",
-    "fetch_benchmark",
-    "list_benchmark_files",
-    "load_benchmark",
+    "fetch_paper_dataset",
+    "list_paper_dataset_files",
+    "load_paper_dataset",
+    "paper_dataset_dir",
 ]
 
-HF_URL = "https://huggingface.co"
+HF_URL = config.SERVICE_URLS["huggingface"]
 REPOSITORY = "BrunoBarreto/sdss_dr12_stars_regression"
 #: File-name stems the Hub uses for each split.
 _SPLIT_NAMES = {
@@ -42,8 +45,8 @@ _SPLIT_NAMES = {
 }
 
 
-def benchmark_dir(data_home=None):
-    """Folder of the benchmark below the data home (``DATA_HOME/benchmark``)."""
+def paper_dataset_dir(data_home=None):
+    """Folder of the paper's data set below the data home (``DATA_HOME/benchmark``)."""
     return config.data_home(data_home) / "benchmark"
 
 
@@ -56,7 +59,9 @@ def _split_of(path):
     return None
 
 
-def list_benchmark_files(*, base_url=None, repository=REPOSITORY, revision="main", timeout=60.0):
+def list_paper_dataset_files(
+    *, base_url=None, repository=REPOSITORY, revision="main", timeout=60.0
+):
     """Return ``{split: [RemoteFile, ...]}`` for the dataset's Parquet files.
 
     Raises
@@ -64,7 +69,7 @@ def list_benchmark_files(*, base_url=None, repository=REPOSITORY, revision="main
     ValueError
         If the listing fails or a split has no Parquet file.
     """
-    base = (base_url or os.environ.get("STELLAR_NB_HF_URL") or HF_URL).rstrip("/")
+    base = config.service_url("huggingface", base_url).rstrip("/")
     url = f"{base}/api/datasets/{repository}/tree/{revision}"
     entries, page, params = [], url, {"recursive": "true"}
     while page:  # the Hub pages long listings through a Link: <...>; rel="next" header
@@ -96,10 +101,12 @@ def list_benchmark_files(*, base_url=None, repository=REPOSITORY, revision="main
                 size=lfs.get("size", entry.get("size")),
             )
         )
-    empty = [split for split, files in found.items() if not files]
+    empty = [split for split, remotes in found.items() if not remotes]
     if empty:
         raise ValueError(f"{url} lists no Parquet file for split(s) {empty}")
-    return {split: sorted(files, key=lambda remote: remote.name) for split, files in found.items()}
+    return {
+        split: sorted(remotes, key=lambda remote: remote.name) for split, remotes in found.items()
+    }
 
 
 def _assemble(paths, destination, row_group_rows=1024):
@@ -108,14 +115,13 @@ def _assemble(paths, destination, row_group_rows=1024):
     A single shard whose row groups are already small is hard-linked (no copy); otherwise the
     shards are streamed into a new file, ``row_group_rows`` rows per group, never all in memory.
     """
-    temporary = destination.with_name(f".{destination.name}.part")
-    temporary.unlink(missing_ok=True)
     metadata = pq.ParquetFile(paths[0]).metadata
     largest = max(
         (metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)), default=0
     )
-    try:
+    with files.atomic_path(destination) as temporary:
         if len(paths) == 1 and largest <= 2 * row_group_rows:
+            temporary.unlink()  # os.link needs a free name
             try:
                 os.link(paths[0], temporary)
             except OSError:
@@ -126,10 +132,6 @@ def _assemble(paths, destination, row_group_rows=1024):
                 for path in paths:
                     for batch in pq.ParquetFile(path).iter_batches(batch_size=row_group_rows):
                         writer.write_batch(batch.cast(first))
-        os.replace(temporary, destination)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def _up_to_date(destination, shards):
@@ -148,10 +150,12 @@ def _check_schema(path):
     expected = {*schema.SCALAR_COLUMNS, *schema.ARRAY_COLUMNS, *schema.CATALOG_COLUMNS}
     missing = sorted(expected - names)
     if missing:
-        warnings.warn(f"{path}: benchmark file lacks columns {missing}", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{path}: paper dataset file lacks columns {missing}", UserWarning, stacklevel=3
+        )
 
 
-def fetch_benchmark(
+def fetch_paper_dataset(
     out_dir=None,
     *,
     base_url=None,
@@ -161,12 +165,12 @@ def fetch_benchmark(
     retries=3,
     progress=True,
 ):
-    """Download the benchmark and return the folder holding its three split files.
+    """Download the paper's data set and return the folder holding its three split files.
 
     Parameters
     ----------
     out_dir : str or pathlib.Path, optional
-        Default :func:`benchmark_dir` of the data home.
+        Default :func:`paper_dataset_dir` of the data home.
     base_url : str, optional
         Hugging Face Hub base; default ``$STELLAR_NB_HF_URL`` or :data:`HF_URL`.
     repository, revision : str
@@ -188,34 +192,34 @@ def fetch_benchmark(
         If a file could not be fetched or failed its checksum (nothing partial is left behind;
         a rerun resumes).
     """
-    out_dir = Path(out_dir) if out_dir is not None else benchmark_dir()
-    listing = list_benchmark_files(base_url=base_url, repository=repository, revision=revision)
+    out_dir = Path(out_dir) if out_dir is not None else paper_dataset_dir()
+    listing = list_paper_dataset_files(base_url=base_url, repository=repository, revision=revision)
     report = download.download(
-        [remote for files in listing.values() for remote in files],
+        [remote for remotes in listing.values() for remote in remotes],
         out_dir,
         workers=workers,
         retries=retries,
         progress=progress,
-        description="benchmark",
+        description="paper dataset",
     )
     report.raise_for_failures()
-    for split, files in listing.items():
+    for split, remotes in listing.items():
         destination = tables.split_path(out_dir, split)
-        shards = [out_dir / remote.name for remote in files]
+        shards = [out_dir / remote.name for remote in remotes]
         if not _up_to_date(destination, shards):
             _assemble(shards, destination)
         _check_schema(destination)
     return out_dir
 
 
-def load_benchmark(split, data_home=None, columns=None, rows=None):
-    """Read (part of) a benchmark split downloaded by :func:`fetch_benchmark`.
+def load_paper_dataset(split, data_home=None, columns=None, rows=None):
+    """Read (part of) a split of the paper's data set downloaded by :func:`fetch_paper_dataset`.
 
     Parameters
     ----------
     split : {"train", "validation", "test"}
     data_home : str or pathlib.Path, optional
-        Data home (the benchmark is in its ``benchmark`` folder), or the benchmark folder itself.
+        Data home (the data set is in its ``benchmark`` folder), or that folder itself.
     columns : sequence of str, optional
         Columns to read; scalars only is cheap.
     rows : slice or sequence of int, optional
@@ -232,10 +236,10 @@ def load_benchmark(split, data_home=None, columns=None, rows=None):
     """
     folder = Path(data_home) if data_home is not None else None
     if folder is None or not tables.split_path(folder, split).is_file():
-        folder = benchmark_dir(data_home)
+        folder = paper_dataset_dir(data_home)
     if not tables.split_path(folder, split).is_file():
         raise FileNotFoundError(
-            f"benchmark split {split!r} not found in {folder}; run `stellar-nb fetch benchmark` "
-            "or stellar_nb.data.benchmark.fetch_benchmark() (needs the internet)"
+            f"paper dataset split {split!r} not found in {folder}; run `stellar-nb fetch paper-dataset` "
+            "or stellar_nb.data.fetch_paper_dataset() (needs the internet)"
         )
     return tables.read_split(folder, split, columns=columns, rows=rows)

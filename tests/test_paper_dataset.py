@@ -1,7 +1,8 @@
-"""Tests of stellar_nb.data.benchmark against a Hugging Face stand-in on loopback."""
+"""Tests of stellar_nb.data.paper_dataset against a Hugging Face stand-in on loopback."""
 
 import json
 
+import loopback
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -9,9 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from stellar_nb import schema
-from stellar_nb.data import benchmark, download, loopback
+from stellar_nb.data import download, paper_dataset
 
-REPO = benchmark.REPOSITORY
+REPO = paper_dataset.REPOSITORY
 
 
 def shard(rng, n, start):
@@ -61,16 +62,16 @@ def hub(tmp_path):
 
 
 def test_split_names_recognised():
-    assert benchmark._split_of("data/validation-00000-of-00001.parquet") == "validation"
-    assert benchmark._split_of("val/part-0.parquet") == "validation"
-    assert benchmark._split_of("train.parquet") == "train"
-    assert benchmark._split_of("data/test_0.parquet") == "test"
-    assert benchmark._split_of("data/training_notes.parquet") is None
+    assert paper_dataset._split_of("data/validation-00000-of-00001.parquet") == "validation"
+    assert paper_dataset._split_of("val/part-0.parquet") == "validation"
+    assert paper_dataset._split_of("train.parquet") == "train"
+    assert paper_dataset._split_of("data/test_0.parquet") == "test"
+    assert paper_dataset._split_of("data/training_notes.parquet") is None
 
 
 def test_listing_has_checksums(hub):
     server, folder = hub
-    listing = benchmark.list_benchmark_files(base_url=server.url)
+    listing = paper_dataset.list_paper_dataset_files(base_url=server.url)
     assert [len(listing[split]) for split in schema.SPLITS] == [2, 1, 1]
     test = listing["test"][0]
     assert test.url == f"{server.url}/datasets/{REPO}/resolve/main/data/test-00000-of-00001.parquet"
@@ -78,9 +79,9 @@ def test_listing_has_checksums(hub):
     assert test.sha256 == download.sha256sum(folder / "data" / "test-00000-of-00001.parquet")
 
 
-def test_fetch_and_load_benchmark(hub, tmp_path):
+def test_fetch_and_load_paper_dataset(hub, tmp_path):
     server, folder = hub
-    out = benchmark.fetch_benchmark(tmp_path / "bench", base_url=server.url, progress=False)
+    out = paper_dataset.fetch_paper_dataset(tmp_path / "bench", base_url=server.url, progress=False)
     assert out == tmp_path / "bench"
     metadata = pq.ParquetFile(out / "train.parquet").metadata
     assert metadata.num_rows == 3500
@@ -90,31 +91,34 @@ def test_fetch_and_load_benchmark(hub, tmp_path):
     ).stat().st_ino
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest) == 4 and all(len(entry["sha256"]) == 64 for entry in manifest.values())
-    scalars = benchmark.load_benchmark("train", data_home=out, columns=["spec_id", "catalog_teff"])
+    scalars = paper_dataset.load_paper_dataset(
+        "train", data_home=out, columns=["spec_id", "catalog_teff"]
+    )
     assert list(scalars.columns) == ["spec_id", "catalog_teff"]
     np.testing.assert_array_equal(scalars["spec_id"], np.arange(3500))
-    subset = benchmark.load_benchmark(
+    subset = paper_dataset.load_paper_dataset(
         "train", data_home=out, rows=[5, 3100], columns=["spec_id", "flux"]
     )
     original = pq.read_table(folder / "data" / "train-00001-of-00002.parquet").to_pandas()
     assert subset["spec_id"].tolist() == [5, 3100]
     np.testing.assert_array_equal(subset.loc[1, "flux"], original.loc[100, "flux"])
-    validation = benchmark.load_benchmark("validation", data_home=out)
+    validation = paper_dataset.load_paper_dataset("validation", data_home=out)
     assert len(validation) == 300 and validation["spec_id"].iloc[0] == 10_000
     served = len(server.requests)
-    benchmark.fetch_benchmark(tmp_path / "bench", base_url=server.url, progress=False)
+    paper_dataset.fetch_paper_dataset(tmp_path / "bench", base_url=server.url, progress=False)
     assert [path for path, _ in server.requests[served:] if "/resolve/" in path] == []
 
 
-def test_load_benchmark_from_data_home(hub, tmp_path, monkeypatch):
+def test_load_paper_dataset_from_data_home(hub, tmp_path, monkeypatch):
     server, _ = hub
     monkeypatch.setenv("STELLAR_NB_DATA", str(tmp_path / "home"))
-    benchmark.fetch_benchmark(base_url=server.url, progress=False)
+    paper_dataset.fetch_paper_dataset(base_url=server.url, progress=False)
     assert (tmp_path / "home" / "benchmark" / "test.parquet").is_file()
-    frame = benchmark.load_benchmark("test", rows=slice(0, 3))
+    frame = paper_dataset.load_paper_dataset("test", rows=slice(0, 3))
     assert frame["spec_id"].tolist() == [20_000, 20_001, 20_002]
     assert (
-        len(benchmark.load_benchmark("test", data_home=tmp_path / "home", columns=["snr"])) == 700
+        len(paper_dataset.load_paper_dataset("test", data_home=tmp_path / "home", columns=["snr"]))
+        == 700
     )
 
 
@@ -123,7 +127,7 @@ def test_corrupted_download_raises_and_leaves_nothing(hub, tmp_path):
     path = f"/datasets/{REPO}/resolve/main/data/validation-00000-of-00001.parquet"
     server.fail(path, "truncate", times=10)
     with pytest.raises(download.DownloadError, match=r"validation-00000-of-00001\.parquet"):
-        benchmark.fetch_benchmark(
+        paper_dataset.fetch_paper_dataset(
             tmp_path / "bench", base_url=server.url, retries=1, progress=False
         )
     leftovers = [p.name for p in (tmp_path / "bench").rglob("*") if p.is_file()]
@@ -134,17 +138,17 @@ def test_corrupted_download_raises_and_leaves_nothing(hub, tmp_path):
 def test_listing_errors(hub, tmp_path):
     server, folder = hub
     with pytest.raises(ValueError, match=r"cannot list .*HTTP 404"):
-        benchmark.list_benchmark_files(base_url=server.url, repository="someone/else")
+        paper_dataset.list_paper_dataset_files(base_url=server.url, repository="someone/else")
     (folder / "data" / "validation-00000-of-00001.parquet").unlink()
     with pytest.raises(ValueError, match=r"no Parquet file for split\(s\) \['validation'\]"):
-        benchmark.list_benchmark_files(base_url=server.url)
+        paper_dataset.list_paper_dataset_files(base_url=server.url)
 
 
-def test_load_benchmark_missing_or_bad_split(tmp_path):
-    with pytest.raises(FileNotFoundError, match="stellar-nb fetch benchmark"):
-        benchmark.load_benchmark("train", data_home=tmp_path)
+def test_load_paper_dataset_missing_or_bad_split(tmp_path):
+    with pytest.raises(FileNotFoundError, match="stellar-nb fetch paper-dataset"):
+        paper_dataset.load_paper_dataset("train", data_home=tmp_path)
     with pytest.raises(ValueError, match="unknown split 'dev'"):
-        benchmark.load_benchmark("dev", data_home=tmp_path)
+        paper_dataset.load_paper_dataset("dev", data_home=tmp_path)
 
 
 def test_schema_warning_for_unexpected_files(tmp_path):
@@ -154,29 +158,31 @@ def test_schema_warning_for_unexpected_files(tmp_path):
         pq.write_table(pa.table({"spec_id": [1, 2]}), folder / f"{split}.parquet")
     with loopback.LoopbackServer(datasets={REPO: folder}) as server:
         with pytest.warns(UserWarning, match="lacks columns") as caught:
-            benchmark.fetch_benchmark(tmp_path / "bench", base_url=server.url, progress=False)
+            paper_dataset.fetch_paper_dataset(
+                tmp_path / "bench", base_url=server.url, progress=False
+            )
     assert len(caught) == 3
     assert pd.read_parquet(tmp_path / "bench" / "train.parquet")["spec_id"].tolist() == [1, 2]
 
 
 @pytest.mark.network
 def test_real_hub_listing():
-    listing = benchmark.list_benchmark_files()
+    listing = paper_dataset.list_paper_dataset_files()
     assert all(listing[split] for split in schema.SPLITS)
     assert all(remote.sha256 for files in listing.values() for remote in files)
 
 
 def test_refetch_keeps_assembled_splits(hub, tmp_path):
     server, _ = hub
-    out = benchmark.fetch_benchmark(tmp_path / "bench", base_url=server.url, progress=False)
+    out = paper_dataset.fetch_paper_dataset(tmp_path / "bench", base_url=server.url, progress=False)
     before = (out / "train.parquet").stat().st_mtime_ns
-    benchmark.fetch_benchmark(out, base_url=server.url, progress=False)
+    paper_dataset.fetch_paper_dataset(out, base_url=server.url, progress=False)
     assert (out / "train.parquet").stat().st_mtime_ns == before
 
 
 def test_paged_listing_is_followed(hub):
     server, _ = hub
     server.tree_page = 2
-    listing = benchmark.list_benchmark_files(base_url=server.url)
+    listing = paper_dataset.list_paper_dataset_files(base_url=server.url)
     assert [len(listing[split]) for split in schema.SPLITS] == [2, 1, 1]
     assert sum("/tree/" in path for path, _ in server.requests) == 3  # 5 entries, 2 per page

@@ -1,9 +1,10 @@
-"""``stellar-nb fetch``: get real data, either SDSS DR12 stars with SSPP labels or the benchmark.
+"""``stellar-nb fetch``: get real data, either SDSS DR12 stars with SSPP labels or the paper's data set.
 
 ``stellar-nb fetch sdss --n 50000 --out DIR`` queries SkyServer, downloads the spectra to
 ``DIR/spectra`` (resumable: rerun after an interruption), writes ``DIR/catalogue.csv``, the split
 tables ``DIR/{train,validation,test}.parquet`` and ``DIR/rejected.csv``.
-``stellar-nb fetch benchmark --out DIR`` downloads the paper's Parquet splits from Hugging Face.
+``stellar-nb fetch paper-dataset --out DIR`` downloads the paper's Parquet splits from Hugging Face
+(:mod:`stellar_nb.data.paper_dataset`; the paper calls it its benchmark).
 
 Exit status: 0 when everything worked, 1 when some files failed (the rest is written; rerun to
 resume) or nothing could be fetched.
@@ -15,16 +16,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from stellar_nb import cli
+from stellar_nb.commands import common
 
-__all__ = ["configure_parser", "run"]
+__all__ = ["HAS_SUBCOMMANDS", "configure_parser", "run"]
+
+#: The common flags go on ``sdss`` and ``paper-dataset``, not on ``fetch`` itself.
+HAS_SUBCOMMANDS = True
 
 
 def configure_parser(parser):
-    """Add the ``sdss`` and ``benchmark`` sub-subcommands to ``parser``."""
+    """Add the ``sdss`` and ``paper-dataset`` sub-subcommands to ``parser``."""
     sources = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
-    sdss = sources.add_parser("sdss", help="SDSS DR12 stars with SSPP labels (SkyServer + SAS)")
-    cli.add_common_arguments(sdss)
+    sdss = sources.add_parser(
+        "sdss",
+        help="SDSS DR12 stars with SSPP labels (SkyServer + SAS)",
+        parents=[common.common_parser()],
+    )
     sdss.add_argument(
         "--n", type=int, default=None, help="stars to query (default: the split sizes' sum, 50,000)"
     )
@@ -42,26 +49,25 @@ def configure_parser(parser):
         "--retries", type=int, default=3, help="further attempts per request (default 3)"
     )
     sdss.add_argument("--no-progress", action="store_true", help="no progress bars")
-    benchmark = sources.add_parser("benchmark", help="the paper's Parquet splits from Hugging Face")
-    cli.add_common_arguments(benchmark)
-    benchmark.add_argument(
-        "--out", default=None, help="output folder (default DATA_HOME/benchmark)"
+    paper = sources.add_parser(
+        "paper-dataset",
+        help="the paper's Parquet splits from Hugging Face",
+        parents=[common.common_parser()],
     )
-    benchmark.add_argument(
-        "--hf-url", default=None, help="Hugging Face base URL ($STELLAR_NB_HF_URL)"
-    )
-    benchmark.add_argument("--revision", default="main", help="dataset revision (tag or commit)")
-    benchmark.add_argument("--workers", type=int, default=3, help="parallel downloads (default 3)")
-    benchmark.add_argument(
+    paper.add_argument("--out", default=None, help="output folder (default DATA_HOME/benchmark)")
+    paper.add_argument("--hf-url", default=None, help="Hugging Face base URL ($STELLAR_NB_HF_URL)")
+    paper.add_argument("--revision", default="main", help="dataset revision (tag or commit)")
+    paper.add_argument("--workers", type=int, default=3, help="parallel downloads (default 3)")
+    paper.add_argument(
         "--retries", type=int, default=3, help="further attempts per file (default 3)"
     )
-    benchmark.add_argument("--no-progress", action="store_true", help="no progress bars")
+    paper.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _run_sdss(args, configuration):
     from stellar_nb.data import sdss
 
-    out = Path(args.out) if args.out else configuration.data_home / "sdss_dr12"
+    out = Path(args.out) if args.out else configuration.downloads_dir
     out.mkdir(parents=True, exist_ok=True)
     sizes = (configuration.n_train, configuration.n_validation, configuration.n_test)
     n = args.n if args.n is not None else sum(sizes)
@@ -111,12 +117,12 @@ def _run_sdss(args, configuration):
     return 0 if report.ok and sum(built.counts.values()) else 1
 
 
-def _run_benchmark(args, configuration):
-    from stellar_nb.data import benchmark, download
+def _run_paper_dataset(args, configuration):
+    from stellar_nb.data import download, paper_dataset
 
-    out = Path(args.out) if args.out else configuration.data_home / "benchmark"
+    out = Path(args.out) if args.out else configuration.paper_dataset_dir
     try:
-        folder = benchmark.fetch_benchmark(
+        folder = paper_dataset.fetch_paper_dataset(
             out,
             base_url=args.hf_url,
             revision=args.revision,
@@ -126,11 +132,11 @@ def _run_benchmark(args, configuration):
         )
     except download.DownloadError as error:
         print(
-            f"stellar-nb fetch benchmark: {error}\nrerun the same command to resume",
+            f"stellar-nb fetch paper-dataset: {error}\nrerun the same command to resume",
             file=sys.stderr,
         )
         return 1
-    print(f"benchmark splits in {folder}")
+    print(f"paper data set splits in {folder}")
     return 0
 
 
@@ -141,14 +147,14 @@ def run(args):
     """
     from stellar_nb.data import sdss
 
-    configuration = cli.config_from_args(args)
+    configuration = common.config_from_args(args)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
         try:
             if args.source == "sdss":
                 status = _run_sdss(args, configuration)
             else:
-                status = _run_benchmark(args, configuration)
+                status = _run_paper_dataset(args, configuration)
         except sdss.SkyServerError as error:
             print(f"stellar-nb fetch {args.source}: {error}", file=sys.stderr)
             status = 1

@@ -4,18 +4,16 @@ import resource
 import time
 from pathlib import Path
 
-__all__ = ["configure_parser", "peak_memory_mb", "run"]
+from stellar_nb import schema
+from stellar_nb.commands import common
+
+__all__ = ["configure_parser", "run"]
 
 
 def configure_parser(parser):
     """Options of ``stellar-nb preprocess``."""
-    from stellar_nb import schema
-    from stellar_nb.cli import add_common_arguments
-
-    add_common_arguments(parser)
-    parser.add_argument(
-        "--survey",
-        default=None,
+    common.add_survey_argument(
+        parser,
         help="survey folder (default: the simulated survey of this mode and seed, generated if missing)",
     )
     parser.add_argument(
@@ -49,7 +47,7 @@ def configure_parser(parser):
     )
 
 
-def peak_memory_mb():
+def _peak_memory_mb():
     """Peak resident memory of this process so far, in MiB (Linux ``ru_maxrss``)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -60,23 +58,13 @@ def run(args):
     """
     import numpy as np
 
-    from stellar_nb.cli import config_from_args
-    from stellar_nb.preprocess.pipeline import Preprocessor
+    from stellar_nb import simulate
+    from stellar_nb.files import atomic_path
+    from stellar_nb.preprocess import Preprocessor
 
-    config = config_from_args(args)
-    if args.survey is None:
-        from stellar_nb import simulate
-
-        survey = Path(simulate.default_survey(config))
-    else:
-        survey = Path(args.survey)
-    if not survey.is_dir():
-        raise FileNotFoundError(f"survey folder {survey} does not exist")
-    out = (
-        Path(args.out)
-        if args.out
-        else config.data_home / "preprocessed" / f"{survey.name}-{args.method}"
-    )
+    config = common.config_from_args(args)
+    survey = simulate.resolve_survey(args.survey, config)
+    out = Path(args.out) if args.out else config.preprocessed_dir / f"{survey.name}-{args.method}"
     out.mkdir(parents=True, exist_ok=True)
     preprocessor = Preprocessor(method=args.method, label_source=args.label_source).fit_split(
         survey, "train"
@@ -91,17 +79,15 @@ def run(args):
             out=out / f"{split}_X.npy",
         )
         elapsed = time.perf_counter() - start
-        meta = out / f"{split}_meta.npz"
-        partial = out / f".{split}_meta.part.npz"
-        np.savez(
-            partial,
-            labels=labels,
-            spec_id=scalars["spec_id"].to_numpy(),
-            flag=scalars["flag"].to_numpy(),
-        )
-        partial.replace(meta)
+        with atomic_path(out / f"{split}_meta.npz") as temporary:
+            np.savez(
+                temporary,
+                labels=labels,
+                spec_id=scalars["spec_id"].to_numpy(),
+                flag=scalars["flag"].to_numpy(),
+            )
         print(
-            f"{split}: {X.shape[0]} spectra in {elapsed:.1f} s ({X.shape[0] / max(elapsed, 1e-9):,.0f}/s), peak memory {peak_memory_mb():,.0f} MiB -> {out / f'{split}_X.npy'}"
+            f"{split}: {X.shape[0]} spectra in {elapsed:.1f} s ({X.shape[0] / max(elapsed, 1e-9):,.0f}/s), peak memory {_peak_memory_mb():,.0f} MiB -> {out / f'{split}_X.npy'}"
         )
         del X
     preprocessor.save(out / "preprocessor.json")

@@ -1,0 +1,181 @@
+"""The dashboard's computation, free of widgets and figures: one spectrum in, one :class:`Analysis` out.
+
+:func:`analyse` takes the model's own preprocessing step by step
+(:meth:`stellar_nb.preprocess.Preprocessor.stages`, the code path of every prediction, so the
+last panel is exactly the network's input), predicts the labels with per-star uncertainties
+(:meth:`stellar_nb.inference.NumpyModel.predict_with_uncertainty`), fits the emulated spectrum at
+those labels to the observed one, scales a Planck continuum at the predicted Teff, and raises the
+trust flags against the :class:`~stellar_nb.dashboard.survey_cache.SurveyCache`.
+"""
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from stellar_nb import doppler, inference, preprocess, schema, trust
+from stellar_nb import emulator as emulator_module
+from stellar_nb.dashboard.inputs import DashboardInputError
+from stellar_nb.data import fits
+from stellar_nb.simulate import residuals
+
+__all__ = ["N_DRAWS", "Analysis", "analyse"]
+
+#: Noise draws per spectrum for the per-star uncertainty (see stellar_nb.inference).
+N_DRAWS = 16
+
+
+@dataclasses.dataclass
+class Analysis:
+    """Everything the dashboard shows about one spectrum (see :func:`analyse`).
+
+    ``stages`` maps each preprocessing step (:meth:`stellar_nb.preprocess.Preprocessor.stages`)
+    to its spectrum on ``grid``; ``stages["standardised"]`` is the float32 network input.
+    """
+
+    spectrum: fits.Spectrum
+    source: str
+    rv_kms: float
+    bad_pixels: np.ndarray
+    grid: np.ndarray
+    stages: dict
+    prediction: np.ndarray
+    sigma: np.ndarray
+    model_flux: np.ndarray
+    planck: np.ndarray
+    flags: list
+    distance: float
+    catalogue: np.ndarray | None = None
+    catalogue_unc: np.ndarray | None = None
+    residual_quantile: np.ndarray | None = None
+
+    @property
+    def residual(self):
+        """Predicted minus catalogue labels, or None when the catalogue labels are unknown."""
+        return None if self.catalogue is None else self.prediction - self.catalogue
+
+    @property
+    def flux_residual(self):
+        """Observed minus emulated flux (NaN where masked or outside the emulator)."""
+        return np.where(self.bad_pixels, np.nan, self.spectrum.flux - self.model_flux)
+
+
+@functools.cache
+def _emulator_error():
+    return residuals.load_emulator_error()
+
+
+def _flags(spectrum, prediction, distance, survey_cache, bad_pixels, rv_kms, emulator):
+    return trust.check(
+        prediction,
+        loglam=spectrum.loglam,
+        flux=spectrum.flux,
+        ivar=spectrum.ivar,
+        bad_pixels=bad_pixels,
+        rv_kms=rv_kms,
+        snr=spectrum.meta.get("snr"),
+        objclass=spectrum.meta.get("objclass"),
+        subclass=spectrum.meta.get("subclass"),
+        emulator=emulator,
+        emulator_error=_emulator_error(),
+        label_ranges=survey_cache.label_ranges,
+        distance=distance,
+        distance_threshold=survey_cache.distance_threshold,
+    )
+
+
+def _radial_velocity(meta, survey_cache, position):
+    """``meta["rv_kms"]``, else the test star's ``rv_adop``, else the pipeline redshift ``z``."""
+    if meta.get("rv_kms") is not None:
+        return float(meta["rv_kms"])
+    if position is not None:
+        return float(survey_cache.test.rv_adop.iloc[position])
+    return float(doppler.velocity_from_redshift(meta.get("z") or 0.0))
+
+
+def analyse(spectrum, model, emulator, survey_cache, *, seed=0):
+    """Preprocess, predict and check one spectrum.
+
+    Parameters
+    ----------
+    spectrum : stellar_nb.data.fits.Spectrum
+        ``meta["rv_kms"]`` (else the test star's ``rv_adop``, else ``meta["z"]``) gives the radial
+        velocity for the rest frame.
+    model : stellar_nb.inference.NumpyModel
+        Provides ``preprocessor``, ``predict_with_uncertainty`` and ``labels``.
+    emulator : stellar_nb.emulator.Emulator
+    survey_cache : stellar_nb.dashboard.survey_cache.SurveyCache
+    seed : int
+        Seed of the noise draws behind the uncertainties.
+
+    Returns
+    -------
+    Analysis
+
+    Raises
+    ------
+    DashboardInputError
+        If the spectrum cannot be preprocessed (too few good pixels, bad radial velocity, ...).
+    """
+    preprocessor = model.preprocessor
+    meta = spectrum.meta
+    source = str(meta.get("path", "spectrum"))
+    position = survey_cache.find(meta.get("plate"), meta.get("mjd"), meta.get("fiber"))
+    try:
+        rv_kms = _radial_velocity(meta, survey_cache, position)
+    except ValueError as error:
+        raise DashboardInputError(f"{source}: {error}") from None
+    bad_pixels = preprocess.bad_pixels(
+        spectrum.ivar, spectrum.and_mask, fatal_bits=preprocessor.fatal_bits
+    )
+    if bad_pixels.all():
+        raise DashboardInputError(f"{source}: every pixel is masked; nothing to analyse")
+    arrays = (spectrum.loglam, spectrum.flux, spectrum.ivar, spectrum.and_mask)
+    try:
+        stages = preprocessor.stages(*arrays, rv_kms)
+    except ValueError as error:
+        raise DashboardInputError(f"{source}: {error}") from None
+    prediction, sigma = model.predict_with_uncertainty(
+        *([array] for array in arrays), [rv_kms], n_draws=N_DRAWS, seed=seed
+    )
+    prediction = inference.in_schema_order(model, prediction[0])
+    sigma = inference.in_schema_order(model, sigma[0])
+    distance = float(survey_cache.distance(stages["standardised"])[0])
+    emulated = _emulated(emulator, prediction, spectrum, rv_kms)
+    rest_loglam = spectrum.loglam - doppler.loglam_shift(rv_kms)
+    planck = preprocess.planck_continuum(max(prediction[0], 1000.0), rest_loglam, standardise=False)
+    good = ~bad_pixels & np.isfinite(emulated)
+    weights = spectrum.ivar[good]
+    scale = np.sum(weights * spectrum.flux[good] * planck[good]) / max(
+        np.sum(weights * planck[good] ** 2), 1e-300
+    )
+    analysis = Analysis(
+        spectrum=spectrum, source=source, rv_kms=rv_kms, bad_pixels=bad_pixels,
+        grid=preprocessor.grid, stages=stages, prediction=prediction, sigma=sigma,
+        model_flux=emulated, planck=scale * planck,
+        flags=_flags(spectrum, prediction, distance, survey_cache, bad_pixels, rv_kms, emulator),
+        distance=distance,
+    )  # fmt: skip
+    if position is not None:
+        row = survey_cache.test.iloc[position]
+        analysis.catalogue = row[list(schema.CATALOG_COLUMNS)].to_numpy(dtype=float)
+        analysis.catalogue_unc = row[list(schema.UNCERTAINTY_COLUMNS)].to_numpy(dtype=float)
+        test_residuals = np.abs(survey_cache.residuals)
+        analysis.residual_quantile = np.mean(test_residuals <= np.abs(analysis.residual), axis=0)
+    return analysis
+
+
+def _emulated(emulator, prediction, spectrum, rv_kms):
+    """The emulated spectrum at the prediction, clipped into the emulator's box, NaN where not covered."""
+    labels = np.array(
+        [
+            np.clip(value, *emulator.bounds[label])
+            for label, value in zip(schema.LABELS, prediction, strict=True)
+        ]
+    )
+    try:
+        return emulator_module.fit_to_observed(
+            emulator, labels, spectrum.loglam, spectrum.flux, spectrum.ivar, rv_kms
+        )
+    except ValueError:
+        return np.full(spectrum.flux.shape, np.nan)

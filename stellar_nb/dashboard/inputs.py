@@ -1,0 +1,153 @@
+"""Where the dashboard's spectra come from: an upload, an SDSS download, a row of the test split.
+
+Each way in ends in a :class:`stellar_nb.data.fits.Spectrum`. Nothing uploaded or downloaded is
+executed or unpickled: FITS bytes are parsed by :func:`stellar_nb.data.fits.read_spectrum` and
+nothing else. Every failure becomes a :class:`DashboardInputError` whose message the dashboard
+shows to the user as it is.
+"""
+
+import warnings
+
+import numpy as np
+
+from stellar_nb import config
+from stellar_nb.data import fits
+
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "DashboardInputError",
+    "fetch_spectrum",
+    "read_upload",
+    "spectrum_from_row",
+]
+
+#: Largest accepted upload; the browser refuses larger files before sending them.
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+#: DR12 reductions holding SEGUE and SDSS-I/II stellar spectra, tried in this order.
+REDUCTIONS = ("26", "103", "104")
+
+
+class DashboardInputError(ValueError):
+    """A spectrum the dashboard cannot analyse; the message is shown to the user as it is."""
+
+
+def fetch_spectrum(plate, mjd, fiber, *, base_url=None, timeout=20.0):
+    """Download one DR12 ``spec-lite`` file by plate-MJD-fiber and read it.
+
+    SEGUE and SDSS-I/II spectra live under ``sdss/spectro/redux/RUN2D``; the reductions
+    :data:`REDUCTIONS` are tried in turn (:func:`stellar_nb.data.sdss.spectrum_path`).
+
+    Parameters
+    ----------
+    plate, mjd, fiber : int
+    base_url : str, optional
+        SAS base URL (:func:`stellar_nb.config.service_url` ``"sas"``).
+    timeout : float
+        Seconds per request.
+
+    Returns
+    -------
+    stellar_nb.data.fits.Spectrum
+
+    Raises
+    ------
+    DashboardInputError
+        If no reduction has the file, the server cannot be reached, or the file is unreadable.
+    """
+    import requests
+
+    from stellar_nb.data import sdss
+
+    base = config.service_url("sas", base_url).rstrip("/")
+    name = f"spec-{int(plate):04d}-{int(mjd):05d}-{int(fiber):04d}.fits"
+    for run2d in REDUCTIONS:
+        url = f"{base}/{sdss.spectrum_path({'plate': plate, 'mjd': mjd, 'fiber': fiber, 'run2d': run2d})}"
+        try:
+            with requests.get(url, timeout=timeout, stream=True) as response:
+                if response.status_code == 404:
+                    continue
+                response.raise_for_status()
+                content = response.raw.read(MAX_UPLOAD_BYTES + 1, decode_content=True)
+        except requests.RequestException as error:
+            raise DashboardInputError(
+                f"cannot download {name} from {base} ({type(error).__name__}); offline?"
+            ) from None
+        return read_upload(content, name)
+    raise DashboardInputError(f"{name} not found at {base} (reductions {', '.join(REDUCTIONS)})")
+
+
+def spectrum_from_row(row):
+    """A :class:`stellar_nb.data.fits.Spectrum` from one row of a survey split.
+
+    Parameters
+    ----------
+    row : mapping or pandas.Series
+        ``spec_id``, ``plate``, ``mjd``, ``fiber``, ``snr``, ``rv_adop`` and the array columns.
+
+    Returns
+    -------
+    stellar_nb.data.fits.Spectrum
+        ``meta["rv_kms"]`` is the row's ``rv_adop``.
+    """
+    meta = {
+        name: row[name].item() if hasattr(row[name], "item") else row[name]
+        for name in ("plate", "mjd", "fiber", "snr")
+    }
+    meta.update(
+        objclass="STAR",
+        spec_id=int(row["spec_id"]),
+        rv_kms=float(row["rv_adop"]),
+        path=f"test star {int(row['spec_id'])}",
+    )
+    return fits.Spectrum(
+        flux=np.asarray(row["flux"], dtype=np.float32),
+        loglam=np.asarray(row["loglam"], dtype=np.float64),
+        ivar=np.asarray(row["ivar"], dtype=np.float32),
+        and_mask=np.asarray(row["mask"], dtype=np.int32),
+        meta=meta,
+    )
+
+
+def read_upload(content, name="upload"):
+    """Parse uploaded bytes as an SDSS or LAMOST spectrum (FITS, or gzipped FITS).
+
+    Parameters
+    ----------
+    content : bytes
+    name : str
+        The file's name, used in messages and as ``meta["path"]``.
+
+    Returns
+    -------
+    stellar_nb.data.fits.Spectrum
+
+    Raises
+    ------
+    DashboardInputError
+        If the file is too large, not FITS, damaged, lacks flux/loglam, or has no usable pixel.
+    """
+    content = bytes(content)
+    if len(content) > MAX_UPLOAD_BYTES:
+        raise DashboardInputError(
+            f"{name}: {len(content) / 2**20:.1f} MB is over the {MAX_UPLOAD_BYTES // 2**20} MB upload limit"
+        )
+    if not content.startswith((b"SIMPLE  =", b"\x1f\x8b")):
+        raise DashboardInputError(
+            f"{name}: not a FITS file (an SDSS spec-PLATE-MJD-FIBER.fits or a LAMOST "
+            "spec-*.fits[.gz] is expected)"
+        )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            spectrum = fits.read_spectrum(content)
+        except fits.SpectrumReadError as error:
+            raise DashboardInputError(str(error).replace("<bytes>", name)) from None
+    for warning in caught:
+        if issubclass(warning.category, fits.SpectrumQualityWarning) and "no pixel" in str(
+            warning.message
+        ):
+            raise DashboardInputError(
+                f"{name}: every pixel is masked (ivar = 0); nothing to analyse"
+            )
+    spectrum.meta["path"] = name
+    return spectrum
