@@ -38,7 +38,6 @@ PUBLIC_MODULES = (
     "emulator",
     "emulator_fit",
     "evaluate",
-    "files",
     "inference",
     "libraries",
     "model",

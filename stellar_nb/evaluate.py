@@ -15,12 +15,10 @@ in physical units:
   and 95.4% if Gaussian and calibrated).
 """
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from stellar_nb import baselines, files, model_directory, schema, simulate
+from stellar_nb import baselines, model_directory, schema, simulate
 
 __all__ = [
     "calibration",
@@ -229,8 +227,7 @@ def real_star_results(model_dir=None):
         set name -> per-star table (``ref_*``, ``pred_*``, ``sigma_*``, ``snr``, ``group``,
         ``flagged``, the flag columns).
     """
-    path = Path(model_dir or model_directory.pretrained_dir()) / "real_stars.json"
-    payload = files.read_json(path)
+    payload = model_directory.read_record("real_stars", model_dir)
     stars = {name: pd.DataFrame(table) for name, table in payload["stars"].items()}
     return pd.DataFrame(payload["summary"]), stars
 

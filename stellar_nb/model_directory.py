@@ -28,6 +28,7 @@ from stellar_nb import files
 __all__ = [
     "LAYOUT_VERSION",
     "MANIFEST",
+    "RECORDS",
     "REQUIRED_FILES",
     "ModelDirectoryError",
     "export_weights",
@@ -36,6 +37,7 @@ __all__ = [
     "pretrained_dir",
     "read",
     "read_manifest",
+    "read_record",
     "rewrite_json",
     "write",
 ]
@@ -223,6 +225,34 @@ def read(model_dir, *, verify=True):
         "preprocessor": processor,
         "metrics": metrics,
     }
+
+
+#: The JSON records a model directory may hold besides its weights, by name.
+RECORDS = ("history", "metrics", "evaluation", "real_stars")
+
+
+def read_record(name, model_dir=None):
+    """One JSON record of a model directory (the shipped model by default), as a dict.
+
+    Parameters
+    ----------
+    name : {"history", "metrics", "evaluation", "real_stars"}
+        ``history`` (per-epoch losses) and ``metrics`` are written by training; ``evaluation``
+        by ``stellar-nb evaluate --out``; ``real_stars`` by ``stellar-nb bench real-stars --out``.
+    model_dir : str or pathlib.Path, optional
+        A model directory; default the shipped pretrained model.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not one of :data:`RECORDS`.
+    ModelDirectoryError
+        If the record is missing or not valid JSON; the message names the file.
+    """
+    if name not in RECORDS:
+        raise ValueError(f"unknown model record {name!r}; allowed: {', '.join(RECORDS)}")
+    folder = pretrained_dir() if model_dir is None else Path(model_dir)
+    return _read_json(folder / f"{name}.json")
 
 
 def load(model_dir=None, *, verify=True):

@@ -58,16 +58,28 @@ def add_survey_argument(parser, help="survey folder (default: the simulated surv
     parser.add_argument("--survey", default=None, help=help)
 
 
-def add_model_argument(parser, help="model directory (default: the shipped pretrained model)"):
-    """Add ``--model`` (a model directory; unset means $STELLAR_NB_MODEL_DIR or the pretrained one).
+def add_model_argument(
+    parser,
+    help="model directory (default: $STELLAR_NB_MODEL_DIR, else the shipped pretrained model)",
+    *,
+    positional=False,
+):
+    """Add ``--model``, or an optional positional ``MODEL`` where the model is the command's subject.
+
+    Unset means $STELLAR_NB_MODEL_DIR or the pretrained one (see :func:`resolve_model_dir`).
 
     Parameters
     ----------
     parser : argparse.ArgumentParser
     help : str
         The option's help text.
+    positional : bool
+        Add ``model`` as an optional positional argument instead of ``--model``.
     """
-    parser.add_argument("--model", default=None, help=help)
+    if positional:
+        parser.add_argument("model", nargs="?", default=None, help=help)
+    else:
+        parser.add_argument("--model", default=None, help=help)
 
 
 def config_from_args(args, **overrides):

@@ -10,12 +10,7 @@ __all__ = ["configure_parser", "run"]
 
 def configure_parser(parser):
     """Options of ``stellar-nb evaluate``."""
-    parser.add_argument(
-        "model",
-        nargs="?",
-        default=None,
-        help="model directory (default: $STELLAR_NB_MODEL_DIR, else the shipped pretrained model)",
-    )
+    common.add_model_argument(parser, positional=True)
     common.add_survey_argument(parser)
     parser.add_argument("--out", default=None, help="write the figures as JSON here")
     parser.add_argument(

@@ -211,10 +211,8 @@ class Preprocessor:
 
     Notes
     -----
-    The spectrum transform learns nothing: :meth:`transform` needs no fit, and one Preprocessor
-    prepares every split. The only fitted part is the label scaler, a scikit-learn-style
-    transformer (``fit``/``transform``/``inverse_transform`` on labels, learned attributes ending
-    in ``_``). So this class has no ``fit(X)`` that would suggest it learns from spectra.
+    :meth:`transform` learns nothing from spectra, so there is no ``fit(X)``; the one fitted part
+    is the label scaler, which follows the scikit-learn contract on labels.
 
     Examples
     --------

@@ -11,12 +11,7 @@ __all__ = ["configure_parser", "run"]
 
 def configure_parser(parser):
     """Options of ``stellar-nb bench real-stars``."""
-    parser.add_argument(
-        "model",
-        nargs="?",
-        default=None,
-        help="model directory (default: $STELLAR_NB_MODEL_DIR, else the shipped one)",
-    )
+    common.add_model_argument(parser, positional=True)
     parser.add_argument(
         "--lamost", help="folder of LAMOST spec-*.fits.gz files with labels.csv (real stars)"
     )
