@@ -2,19 +2,37 @@
 
 Nothing the package writes is ever left half-written: :func:`atomic_path` (and its callback form
 :func:`atomic_write`) writes to a temporary file in the destination's folder and renames it into
-place, so a crash or an interrupt leaves either the old file or the new one.
+place, so a crash or an interrupt leaves either the old file or the new one. A kill (which no
+``except`` sees) can still leave such a temporary behind; :func:`remove_stale_temporaries` removes
+those of earlier runs at the start of the next, and :func:`give_normal_mode` gives folders made by
+:func:`tempfile.mkdtemp` (mode 0700) the modes a plain ``mkdir`` would.
 """
 
 import contextlib
 import hashlib
 import json
 import os
+import shutil
+import stat
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write", "read_json", "sha256sum", "write_json"]
+__all__ = [
+    "atomic_path",
+    "atomic_write",
+    "give_normal_mode",
+    "process_start_time",
+    "read_json",
+    "remove_stale_temporaries",
+    "sha256sum",
+    "umask",
+    "write_json",
+]
+
+_IMPORTED_AT = time.time()
 
 
 @contextlib.contextmanager
@@ -58,7 +76,7 @@ def atomic_path(path):
     temporary = Path(temporary)
     try:
         yield temporary
-        os.chmod(temporary, 0o644)  # mkstemp makes 0600 files; data and models are shared
+        give_normal_mode(temporary)  # mkstemp makes 0600 files; data and models are shared
         os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
@@ -133,3 +151,98 @@ def sha256sum(path):
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def umask():
+    """This process's file-mode creation mask (read without changing it where Linux allows)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+def give_normal_mode(path):
+    """Give ``path`` the mode a plain ``open``/``mkdir`` would: 0666 or 0777 less the umask.
+
+    :func:`tempfile.mkstemp` and :func:`tempfile.mkdtemp` make private files (0600) and folders
+    (0700); anything renamed into place from them gets the usual modes here (0644 and 0755 under
+    the common umask 022). A folder's contents are not changed.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    path = Path(path)
+    full = 0o777 if path.is_dir() else 0o666
+    os.chmod(path, full & ~umask())
+    return path
+
+
+def process_start_time():
+    """When this process started (seconds since the epoch).
+
+    A temporary file older than this cannot belong to a write of this process, and a run that
+    started later cannot have made it either.
+    """
+    try:
+        import psutil
+
+        return psutil.Process().create_time()
+    except (ImportError, OSError):
+        return _IMPORTED_AT
+
+
+def remove_stale_temporaries(folder, patterns, older_than=None):
+    """Remove temporaries of earlier, killed runs: entries of ``folder`` matching ``patterns``.
+
+    Only entries last modified before ``older_than`` go, so the temporaries of a write in
+    progress (this process's, or a run started since) are left alone. Folders (staging folders)
+    are removed with their contents; links are never followed.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        Where to look (not recursively); a missing folder has nothing stale.
+    patterns : str or sequence of str
+        Glob patterns of temporary names, e.g. ``".train_X.npy.*.raw"``.
+    older_than : float, optional
+        Seconds since the epoch; default :func:`process_start_time`.
+
+    Returns
+    -------
+    list of pathlib.Path
+        What was removed, sorted.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / ".x.npy.abc.part.npy").write_text("half")
+    >>> [p.name for p in remove_stale_temporaries(folder, ".x.npy.*.part*", older_than=2e9)]
+    ['.x.npy.abc.part.npy']
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    cutoff = process_start_time() if older_than is None else float(older_than)
+    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+    removed = set()
+    for pattern in patterns:
+        for path in folder.glob(pattern):
+            try:
+                info = path.lstat()
+            except FileNotFoundError:
+                continue  # removed meanwhile by its own run
+            if info.st_mtime >= cutoff:
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.add(path)
+    return sorted(removed)

@@ -17,7 +17,13 @@ import scipy.special
 
 from stellar_nb import calibration, model_directory, schema
 
-__all__ = ["NumpyModel", "in_schema_order"]
+__all__ = [
+    "NumpyModel",
+    "check_architecture",
+    "in_schema_order",
+    "weight_problems",
+    "weight_shapes",
+]
 
 
 def _gelu(x):
@@ -45,9 +51,24 @@ class NumpyModel:
         Model-error term per label, physical units (from ``metrics.json``).
     epsilon : float
         LayerNorm epsilon (Keras's default).
+
+    Raises
+    ------
+    stellar_nb.model_directory.ModelDirectoryError
+        If the architecture is malformed or ``weights`` lack a layer, hold an unexpected one or
+        one of the wrong shape (:func:`weight_problems`).
     """
 
     def __init__(self, architecture, weights, preprocessor=None, sigma_model=None, epsilon=1e-3):
+        try:
+            check_architecture(architecture)
+        except ValueError as error:
+            raise model_directory.ModelDirectoryError(f"invalid architecture: {error}") from None
+        problems = weight_problems(architecture, weights)
+        if problems:
+            raise model_directory.ModelDirectoryError(
+                "weights do not match the architecture: " + "; ".join(problems)
+            )
         self.architecture = dict(architecture)
         self.labels = tuple(self.architecture["labels"])
         self.weights = {
@@ -57,23 +78,6 @@ class NumpyModel:
         self.sigma_model = dict(sigma_model or {})
         self.epsilon = np.float32(epsilon)
         self.model_dir = None
-        self._check_weights()
-
-    def _check_weights(self):
-        first = (
-            f"{self.labels[0]}_stem_dense/0"
-            if self.architecture.get("single_task")
-            else "stem_dense/0"
-        )
-        if first not in self.weights:
-            raise model_directory.ModelDirectoryError(
-                f"weights have no {first!r}; layers found: {sorted(self.weights)[:8]}"
-            )
-        size = self.weights[first].shape[0]
-        if size != self.architecture["input_size"]:
-            raise model_directory.ModelDirectoryError(
-                f"stem weights expect {size} inputs, architecture says {self.architecture['input_size']}"
-            )
 
     @property
     def input_size(self):
@@ -258,6 +262,130 @@ class NumpyModel:
         instance.model_dir = Path(model_dir)
         instance.metrics = metrics
         return instance
+
+
+def _positive_int(value):
+    return isinstance(value, int | np.integer) and not isinstance(value, bool) and value > 0
+
+
+def check_architecture(architecture):
+    """Check that ``architecture`` (``model.json``'s) describes a network :class:`NumpyModel` runs.
+
+    Parameters
+    ----------
+    architecture : dict
+        Arguments of :func:`stellar_nb.model.build_model`.
+
+    Raises
+    ------
+    ValueError
+        Naming the first key that is missing or of the wrong type.
+    """
+    if not isinstance(architecture, dict):
+        raise ValueError(f"architecture must be an object, got {type(architecture).__name__}")
+    missing = [
+        key
+        for key in ("labels", "input_size", "stem_units", "block_units", "head_units")
+        if key not in architecture
+    ]
+    if missing:
+        raise ValueError(f"architecture has no {', '.join(repr(key) for key in missing)}")
+    labels = architecture["labels"]
+    if (
+        not isinstance(labels, list | tuple)
+        or not labels
+        or len(set(labels)) != len(labels)
+        or not set(labels) <= set(schema.LABELS)
+    ):
+        raise ValueError(
+            f"'labels' must be a non-empty list of distinct names from {list(schema.LABELS)}, "
+            f"got {labels!r}"
+        )
+    for key in ("input_size", "stem_units"):
+        if not _positive_int(architecture[key]):
+            raise ValueError(f"{key!r} must be a positive integer, got {architecture[key]!r}")
+    blocks = architecture["block_units"]
+    if not isinstance(blocks, list | tuple) or not all(_positive_int(u) for u in blocks):
+        raise ValueError(f"'block_units' must be a list of positive integers, got {blocks!r}")
+    heads = architecture["head_units"]
+    if not isinstance(heads, dict) or set(heads) != set(labels):
+        raise ValueError(
+            f"'head_units' must have one entry per label {list(labels)}, got {heads!r}"
+        )
+    for label, units in heads.items():
+        if not isinstance(units, list | tuple) or not all(_positive_int(u) for u in units):
+            raise ValueError(
+                f"'head_units'[{label!r}] must be a list of positive integers, got {units!r}"
+            )
+    for key in ("layer_norm", "skip", "single_task"):
+        if not isinstance(architecture.get(key, False), bool):
+            raise ValueError(f"{key!r} must be true or false, got {architecture[key]!r}")
+
+
+def weight_shapes(architecture):
+    """The weight arrays :class:`NumpyModel` reads, ``{"LAYER/INDEX": shape}``, for ``architecture``.
+
+    The names are those of :func:`stellar_nb.model_directory.export_weights` on the network
+    :func:`stellar_nb.model.build_model` builds: dense layers hold a kernel (``/0``) and a bias
+    (``/1``), LayerNorms a scale and an offset.
+    """
+    shapes = {}
+
+    def dense(name, n_in, n_out):
+        shapes[f"{name}/0"], shapes[f"{name}/1"] = (n_in, n_out), (n_out,)
+
+    def norm(name, width):
+        if architecture.get("layer_norm", True):
+            shapes[f"{name}/0"], shapes[f"{name}/1"] = (width,), (width,)
+
+    def trunk(prefix):
+        width = int(architecture["stem_units"])
+        dense(f"{prefix}stem_dense", int(architecture["input_size"]), width)
+        norm(f"{prefix}stem_norm", width)
+        for b, units in enumerate(architecture["block_units"], start=1):
+            name, units = f"{prefix}block{b}", int(units)
+            norm(f"{name}_norm1", width)
+            dense(f"{name}_dense1", width, units)
+            norm(f"{name}_norm2", units)
+            dense(f"{name}_dense2", units, units)
+            if architecture.get("skip", True) and units != width:
+                norm(f"{name}_shortcut_norm", width)
+                dense(f"{name}_shortcut_dense", width, units)
+            width = units
+        norm(f"{prefix}final_norm", width)
+        return width
+
+    shared = None if architecture.get("single_task") else trunk("")
+    for label in architecture["labels"]:
+        width = trunk(f"{label}_") if shared is None else shared
+        for position, units in enumerate(architecture["head_units"][label], start=1):
+            dense(f"{label}_dense{position}", width, int(units))
+            width = int(units)
+        dense(label, width, 1)
+    return shapes
+
+
+def weight_problems(architecture, weights):
+    """What is wrong with ``weights`` for ``architecture``, as a list of sentences (empty: fine)."""
+    expected = weight_shapes(architecture)
+    problems = []
+    missing = [name for name in expected if name not in weights]
+    if missing:
+        problems.append(f"missing {len(missing)} array(s): {', '.join(missing[:6])}")
+    unexpected = sorted(set(weights) - set(expected))
+    if unexpected:
+        problems.append(f"unexpected array(s): {', '.join(unexpected[:6])}")
+    for name, shape in expected.items():
+        if name not in weights:
+            continue
+        value = np.asarray(weights[name])
+        if value.shape != shape:
+            problems.append(f"{name} has shape {value.shape}, the architecture needs {shape}")
+        elif not np.issubdtype(value.dtype, np.floating):
+            problems.append(f"{name} holds {value.dtype}, not floating-point numbers")
+        elif not np.all(np.isfinite(value)):
+            problems.append(f"{name} holds NaN or infinite values")
+    return problems
 
 
 def in_schema_order(model, values):

@@ -18,6 +18,7 @@ complete. Reading needs numpy only; Keras is imported by :func:`write` and
 """
 
 import sys
+import zipfile
 from importlib import resources
 from pathlib import Path
 
@@ -162,27 +163,54 @@ def read_manifest(model_dir, *, verify=True):
     Raises
     ------
     ModelDirectoryError
-        If the folder or a file is missing, a file is corrupt, or the layout version differs.
+        If the folder or a file is missing, a required file is not listed in the manifest (always
+        checked) or is corrupt, the manifest is malformed, or the layout version differs.
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelDirectoryError(f"model directory {model_dir} does not exist")
     manifest = _read_json(model_dir / MANIFEST)
+    if not isinstance(manifest, dict):
+        raise ModelDirectoryError(
+            f"{model_dir / MANIFEST} must hold a JSON object, not {type(manifest).__name__}"
+        )
     version = manifest.get("layout_version")
     if version != LAYOUT_VERSION:
+        versions = manifest.get("versions")
+        made_by = versions.get("stellar_nb") if isinstance(versions, dict) else None
         raise ModelDirectoryError(
             f"{model_dir / MANIFEST}: model layout version {version!r}, but this stellar_nb "
             f"reads layout {LAYOUT_VERSION}; retrain it with 'stellar-nb train' or use the "
-            f"stellar_nb version named in the manifest ({manifest.get('versions', {}).get('stellar_nb')})"
+            f"stellar_nb version named in the manifest ({made_by})"
         )
-    listed = manifest.get("files", {})
+    listed = manifest.get("files")
+    if not isinstance(listed, dict) or not all(isinstance(value, str) for value in listed.values()):
+        raise ModelDirectoryError(
+            f"{model_dir / MANIFEST}: 'files' must map each file name to its SHA-256"
+        )
     for name in REQUIRED_FILES:
         path = model_dir / name
         if not path.is_file():
             raise ModelDirectoryError(f"missing file {path}")
-        if verify and name in listed and files.sha256sum(path) != listed[name]:
-            raise ModelDirectoryError(f"{path} is corrupt: its SHA-256 differs from the manifest")
+        _check_listed(model_dir, name, listed, verify)
     return manifest
+
+
+def _check_listed(model_dir, name, listed, verify):
+    # A file the manifest does not vouch for is refused, never read unchecked: a stray or swapped
+    # weights.npz would otherwise give confident nonsense.
+    path = model_dir / name
+    if name not in listed:
+        raise ModelDirectoryError(
+            f"{path} is not listed in {model_dir / MANIFEST}; the loader reads only files whose "
+            "SHA-256 the manifest records (rewrite the directory with stellar_nb.model_directory.write)"
+        )
+    if verify and files.sha256sum(path) != listed[name]:
+        raise ModelDirectoryError(f"{path} is corrupt: its SHA-256 differs from the manifest")
+
+
+def _fail(path, problem):
+    raise ModelDirectoryError(f"{path}: {problem}")
 
 
 def read(model_dir, *, verify=True):
@@ -197,34 +225,81 @@ def read(model_dir, *, verify=True):
     Raises
     ------
     ModelDirectoryError
-        If a file is missing or corrupt, or the layout version differs; the message names the file.
+        If a file is missing, not listed in the manifest or corrupt, the layout version differs,
+        or a part is malformed: ``model.json`` without a valid ``architecture``, weights with
+        missing, unexpected or wrongly shaped arrays (checked against the architecture here, not
+        at prediction time), a ``preprocessor.json`` that does not rebuild a fitted preprocessor
+        of the architecture's input size. The message names the file and what is wrong.
     """
-    from stellar_nb import preprocess
+    from stellar_nb import calibration, inference
 
     model_dir = Path(model_dir)
-    read_manifest(model_dir, verify=verify)
+    manifest = read_manifest(model_dir, verify=verify)
     description = _read_json(model_dir / "model.json")
-    metrics = _read_json(model_dir / "metrics.json")
+    if not isinstance(description, dict) or "architecture" not in description:
+        _fail(model_dir / "model.json", "has no 'architecture' (the network's description)")
+    architecture = description["architecture"]
+    try:
+        inference.check_architecture(architecture)
+    except ValueError as error:
+        _fail(model_dir / "model.json", f"malformed 'architecture': {error}")
+    if manifest.get("labels", architecture["labels"]) != list(architecture["labels"]):
+        _fail(
+            model_dir / "model.json",
+            f"labels {architecture['labels']} differ from {model_dir / MANIFEST}'s "
+            f"{manifest.get('labels')}",
+        )
     try:
         with np.load(model_dir / "weights.npz") as archive:
             weights = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as error:
-        raise ModelDirectoryError(
-            f"{model_dir / 'weights.npz'} is not a readable numpy archive: {error}"
-        ) from None
-    state = _read_json(model_dir / "preprocessor.json")
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        _fail(model_dir / "weights.npz", f"not a readable numpy archive: {error}")
+    problems = inference.weight_problems(architecture, weights)
+    if problems:
+        _fail(
+            model_dir / "weights.npz",
+            "does not match model.json's architecture: " + "; ".join(problems),
+        )
+    processor = _read_preprocessor(model_dir / "preprocessor.json", architecture)
+    metrics = _read_json(model_dir / "metrics.json")
     try:
-        processor = preprocess.Preprocessor.from_dict(state)
-    except (KeyError, TypeError, ValueError) as error:
-        raise ModelDirectoryError(
-            f"{model_dir / 'preprocessor.json'} does not describe a preprocessor: {error}"
-        ) from None
+        calibration.model_term(metrics)
+    except (AttributeError, TypeError, ValueError) as error:
+        _fail(model_dir / "metrics.json", f"malformed calibration terms: {error}")
     return {
         "description": description,
         "weights": weights,
         "preprocessor": processor,
         "metrics": metrics,
     }
+
+
+def _read_preprocessor(path, architecture):
+    from stellar_nb import preprocess
+
+    state = _read_json(path)
+    try:
+        processor = preprocess.Preprocessor.from_dict(state)
+    except (AttributeError, KeyError, TypeError, ValueError) as error:
+        _fail(path, f"does not describe a preprocessor: {error!r}")
+    if processor.grid_size != architecture["input_size"]:
+        _fail(
+            path,
+            f"makes {processor.grid_size}-pixel inputs, but the architecture takes "
+            f"{architecture['input_size']}",
+        )
+    scaler = getattr(processor, "label_scaler_", None)
+    if scaler is None or not hasattr(scaler, "center_"):
+        _fail(path, "has no fitted 'label_scaler', so labels cannot be reported in physical units")
+    absent = sorted(set(architecture["labels"]) - set(scaler.label_names))
+    if absent:
+        _fail(path, f"its label scaler lacks {absent}")
+    if not (
+        np.all(np.isfinite(scaler.center_))
+        and np.all(np.isfinite(scaler.scale_) & (scaler.scale_ > 0))
+    ):
+        _fail(path, "its label scaler's center and scale must be finite, scale positive")
+    return processor
 
 
 #: The JSON records a model directory may hold besides its weights, by name.
@@ -247,12 +322,19 @@ def read_record(name, model_dir=None):
     ValueError
         If ``name`` is not one of :data:`RECORDS`.
     ModelDirectoryError
-        If the record is missing or not valid JSON; the message names the file.
+        If the record is missing, not valid JSON or (when the manifest lists it, as it always
+        lists history and metrics) its SHA-256 differs; the message names the file.
     """
     if name not in RECORDS:
         raise ValueError(f"unknown model record {name!r}; allowed: {', '.join(RECORDS)}")
     folder = pretrained_dir() if model_dir is None else Path(model_dir)
-    return _read_json(folder / f"{name}.json")
+    file_name = f"{name}.json"
+    listed = read_manifest(folder, verify=False).get("files", {})
+    # evaluation and real_stars are reports written later by --out; they are checked when the
+    # manifest lists them and read as reports otherwise (they never change a prediction)
+    if file_name in REQUIRED_FILES or file_name in listed:
+        _check_listed(folder, file_name, listed, verify=True)
+    return _read_json(folder / file_name)
 
 
 def load(model_dir=None, *, verify=True):

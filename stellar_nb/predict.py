@@ -8,10 +8,11 @@ radial velocity with the relativistic Doppler formula
 ``STAR`` are predicted but flagged: the model has only seen stars; the other trust flags of
 :mod:`stellar_nb.trust` (white dwarfs and other foreign subclasses, misfit against the emulated
 spectrum, short coverage, ...) are columns of the table too. A file that cannot be read is
-reported and skipped; the others go on. Inference is the numpy forward pass (:class:`stellar_nb.inference.NumpyModel`):
+reported (a row with its ``reason``) and the others go on. Inference is the numpy forward pass (:class:`stellar_nb.inference.NumpyModel`):
 no TensorFlow.
 """
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -77,15 +78,36 @@ def _parquet_rows(path):
 
 def _read(path):
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix == ".parquet":
         return _parquet_rows(path)
     return _fits_rows(path)
 
 
+def _named(path, message):
+    """``message`` beginning with the file's name (readers mostly name it already)."""
+    message = " ".join(str(message).split()) or "no message"
+    return message if message.startswith(str(path)) else f"{path}: {message}"
+
+
+def _failure_row(model, path, reason):
+    return {
+        "source": str(path),
+        "spec_id": Path(path).name,
+        **dict.fromkeys(model.labels, np.nan),
+        "flag": "unreadable",
+        "reason": reason,
+    }
+
+
 def predict_files(model, paths, *, uncertainty=False, n_draws=16, seed=0):
-    """Predict labels for spectrum files and split tables, skipping unreadable ones.
+    """Predict labels for spectrum files and split tables; a file that fails costs only itself.
+
+    Every file is read and predicted on its own: one that cannot be read (not FITS, truncated,
+    a header lying about its size, a gzip bomb, a FIFO, a directory, out of memory, ...) gets a
+    row with ``flag = "unreadable"``, NaN labels and the error in ``reason``, and the run goes
+    on; the other files' rows are the same as in a batch without it.
 
     Parameters
     ----------
@@ -102,16 +124,18 @@ def predict_files(model, paths, *, uncertainty=False, n_draws=16, seed=0):
     Returns
     -------
     table : pandas.DataFrame
-        One row per spectrum: ``source``, ``spec_id``, ``objclass``, ``subclass``, ``snr``,
-        ``rv_kms``, the labels, their sigmas if asked, the trust flags of
-        :func:`stellar_nb.trust.table` (``flag_*`` columns and the ``misfit`` statistic),
-        ``flag`` (the raised flags' names, "; "-separated, and "unusable: REASONS" with NaN
-        labels; empty when the prediction can be trusted), and any label columns of a split.
+        One row per spectrum, and one per file that failed, in input order: ``source``,
+        ``spec_id``, ``objclass``, ``subclass``, ``snr``, ``rv_kms``, the labels, their sigmas if
+        asked, the trust flags of :func:`stellar_nb.trust.table` (``flag_*`` columns and the
+        ``misfit`` statistic), ``flag`` (the raised flags' names, "; "-separated, "unusable:
+        REASONS" with NaN labels, or "unreadable"; empty when the prediction can be trusted),
+        ``reason`` (the error of a failed file, the reader's data-quality warnings of a read one,
+        else empty; it names the file) and any label columns of a split.
     failures : list of (str, str)
         ``(path, reason)`` for each file that could not be read or preprocessed.
     """
     from stellar_nb import emulator as emulator_module
-    from stellar_nb.data import fits
+    from stellar_nb import trust
     from stellar_nb.simulate import residuals
 
     checks = {
@@ -120,13 +144,34 @@ def predict_files(model, paths, *, uncertainty=False, n_draws=16, seed=0):
     }
     tables, failures = [], []
     for path in paths:
-        try:
-            tables.append(_predict_rows(model, _read(path), uncertainty, n_draws, seed, checks))
-        except (fits.SpectrumReadError, ValueError, OSError, KeyError) as error:
-            failures.append((str(path), str(error)))
-    if not tables:
-        return pd.DataFrame(columns=["source", "spec_id", *model.labels, "flag"]), failures
-    return pd.concat(tables, ignore_index=True), failures
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                table = _predict_rows(model, _read(path), uncertainty, n_draws, seed, checks)
+            except (ValueError, OSError, KeyError, MemoryError, EOFError) as error:
+                # ValueError covers SpectrumReadError and the readers' other complaints
+                table = None
+                reason = _named(path, error)
+            except Exception as error:  # a bug must still not cost the other files
+                table = None
+                reason = _named(path, f"internal error {type(error).__name__}: {error}")
+        if table is None:
+            failures.append((str(path), reason))
+            tables.append(pd.DataFrame([_failure_row(model, path, reason)]))
+            continue
+        notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+        table["reason"] = _named(path, "; ".join(dict.fromkeys(notes))) if notes else ""
+        tables.append(table)
+    flag_columns = [trust.column_name(name) for name in trust.TABLE_FLAG_NAMES]
+    columns = ["source", "spec_id", *model.labels, *flag_columns, "flag", "reason"]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
+    for column in columns:
+        if column not in table:
+            table[column] = pd.Series(np.nan, index=table.index, dtype=object)
+    for column in flag_columns:
+        table[column] = table[column].astype("boolean")
+    leading = [c for c in table.columns if c not in ("flag", "reason")]
+    return table[[*leading, "flag", "reason"]], failures
 
 
 def _predict_rows(model, rows, uncertainty, n_draws, seed, checks):
@@ -148,6 +193,12 @@ def _predict_rows(model, rows, uncertainty, n_draws, seed, checks):
         for row, loglam, flux, ivar, mask in zip(rows, *arrays, strict=True)
     ]
     trusted = trust.table(labels, observed, velocity, **checks)
+    withheld = np.zeros(len(rows), dtype=bool)
+    for name in trust.WITHHOLDING_FLAGS:
+        withheld |= trusted[trust.column_name(name)].to_numpy(dtype=bool)
+    prediction = np.where(withheld[:, None], np.nan, prediction)
+    if sigma is not None:
+        sigma = np.where(withheld[:, None], np.nan, sigma)
     table = pd.DataFrame(rows)
     for k, label in enumerate(model.labels):
         table[label] = prediction[:, k]

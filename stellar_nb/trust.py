@@ -7,6 +7,14 @@ and a one-line detail for people:
 - **low S/N**: below :data:`LOW_SNR`, where the paper's sample starts.
 - **masked pixels**: more than :data:`MAX_MASKED_FRACTION` of the pixels dead (ivar = 0) or masked.
 - **short coverage**: the good pixels span less than :data:`MIN_COVERAGE` of the model's grid.
+- **too little coverage**: fewer than :data:`MIN_GOOD_COVERAGE` of the model's grid points have
+  a good pixel within one grid step (rest frame); the preprocessing would fill the rest by
+  clamping the ends or interpolating, so the labels are withheld (:data:`WITHHOLDING_FLAGS`).
+- **non-positive flux**: more than :data:`MAX_NON_POSITIVE_FRACTION` of the good pixels have
+  flux <= 0 (real spectra have at most a few percent); noise or a sign error, not a star.
+- **outlier pixels**: a good pixel more than :data:`OUTLIER_LIMIT` robust standard deviations
+  (1.4826 x the median absolute deviation) from the median flux, e.g. a single 1e30 value (real
+  LAMOST stars reach a few hundred at most, at strong lines and sky residuals).
 - **not a star**: the survey pipeline's CLASS is not STAR.
 - **non-FGK subclass**: the pipeline's SUBCLASS names an object the model was never shown
   (white dwarfs, cataclysmic variables, O/B, M/L/T, carbon stars, ...; :data:`FOREIGN_SUBCLASS`).
@@ -36,17 +44,30 @@ __all__ = [
     "FOREIGN_SUBCLASS",
     "LOW_SNR",
     "MAX_MASKED_FRACTION",
+    "MAX_NON_POSITIVE_FRACTION",
     "MIN_COVERAGE",
+    "MIN_GOOD_COVERAGE",
     "MISFIT_LIMIT",
+    "OUTLIER_LIMIT",
+    "TABLE_FLAG_NAMES",
     "TRAINING_RANGES",
+    "WITHHOLDING_FLAGS",
     "check",
     "column_name",
+    "good_coverage",
     "misfit",
+    "table",
 ]
 
 LOW_SNR = 10.0
 MAX_MASKED_FRACTION = 0.2
 MIN_COVERAGE = 0.8
+#: Least fraction of the model's grid with a good pixel nearby for labels to be given at all.
+MIN_GOOD_COVERAGE = 0.5
+#: Most fraction of good pixels with flux <= 0.
+MAX_NON_POSITIVE_FRACTION = 0.1
+#: Largest distance of a good pixel from the median flux, in robust standard deviations.
+OUTLIER_LIMIT = 1000.0
 #: Fraction of each label's training range treated as its edge.
 EDGE_MARGIN = 0.02
 #: Limit of the misfit statistic (about 1 for a spectrum that the emulator describes).
@@ -59,17 +80,69 @@ FLAG_NAMES = (
     "low S/N",
     "masked pixels",
     "short coverage",
+    "too little coverage",
+    "non-positive flux",
+    "outlier pixels",
     "not a star",
     "non-FGK subclass",
     "labels at the training edge",
     "misfit",
     "far from the training set",
 )
+#: The flags of :func:`table` (every one but the distance flag): columns of every predict table.
+TABLE_FLAG_NAMES = FLAG_NAMES[:-1]
+#: Flags under which no labels are given (they are set to NaN by ``stellar-nb predict``).
+WITHHOLDING_FLAGS = ("too little coverage",)
 
 
 def column_name(flag_name):
     """Table column of a flag: ``"labels at the training edge"`` -> ``"flag_labels_at_the_training_edge"``."""
     return "flag_" + re.sub(r"[^a-z0-9]+", "_", flag_name.lower()).strip("_")
+
+
+def good_coverage(loglam, bad_pixels, rv_kms, grid=None):
+    """Fraction of the model's grid points with a good pixel within 1.5 grid steps (rest frame).
+
+    Parameters
+    ----------
+    loglam : array_like
+        Observed log10 vacuum wavelengths.
+    bad_pixels : array_like of bool
+        Dead or masked pixels.
+    rv_kms : float
+        Radial velocity of the rest frame.
+    grid : numpy.ndarray, optional
+        The model's log-wavelength grid (the paper's by default).
+
+    Returns
+    -------
+    float
+        In [0, 1]; 0 when no pixel is good.
+    """
+    grid = schema.grid_loglam() if grid is None else np.asarray(grid, dtype=float)
+    rest = np.sort(np.asarray(loglam, dtype=float)[~np.asarray(bad_pixels, dtype=bool)])
+    rest = rest[np.isfinite(rest)] - doppler.loglam_shift(rv_kms)
+    if rest.size == 0 or not np.isfinite(rest).all():
+        return 0.0
+    step = float(np.median(np.diff(grid))) if grid.size > 1 else 1e-4
+    index = np.clip(np.searchsorted(rest, grid), 1, max(rest.size - 1, 1))
+    nearest = np.minimum(
+        np.abs(rest[index - 1] - grid), np.abs(rest[np.minimum(index, rest.size - 1)] - grid)
+    )
+    return float(np.mean(nearest <= 1.5 * step))
+
+
+def _flux_checks(flux, good):
+    flux = np.asarray(flux, dtype=float)[good]
+    flux = flux[np.isfinite(flux)]
+    if flux.size == 0:
+        return 0.0, 0.0
+    non_positive = float(np.mean(flux <= 0))
+    median = np.median(flux)
+    scale = 1.4826 * np.median(np.abs(flux - median))
+    with np.errstate(all="ignore"):
+        worst = float(np.max(np.abs(flux - median)) / scale) if scale > 0 else 0.0
+    return non_positive, worst if np.isfinite(worst) else np.inf
 
 
 def _pixel_error(emulator_error, rest_loglam):
@@ -175,6 +248,22 @@ def check(
         "short coverage", coverage < MIN_COVERAGE,
         f"good pixels cover {100 * coverage:.0f}% of the model's wavelength range "
         f"(limit {100 * MIN_COVERAGE:g}%)", coverage,
+    ))  # fmt: skip
+    covered = good_coverage(loglam, bad_pixels, rv_kms, grid)
+    flags.append((
+        "too little coverage", covered < MIN_GOOD_COVERAGE,
+        f"good pixels near {100 * covered:.0f}% of the model's grid points "
+        f"(labels need {100 * MIN_GOOD_COVERAGE:g}%)", covered,
+    ))  # fmt: skip
+    non_positive, worst = _flux_checks(flux, ~bad_pixels)
+    flags.append((
+        "non-positive flux", non_positive > MAX_NON_POSITIVE_FRACTION,
+        f"{100 * non_positive:.0f}% of the good pixels have flux <= 0 "
+        f"(limit {100 * MAX_NON_POSITIVE_FRACTION:g}%)", non_positive,
+    ))  # fmt: skip
+    flags.append((
+        "outlier pixels", worst > OUTLIER_LIMIT,
+        f"a pixel {worst:.3g} robust sigmas from the median flux (limit {OUTLIER_LIMIT:g})", worst,
     ))  # fmt: skip
     objclass = None if objclass is None else str(objclass).strip().upper() or None
     flags.append((

@@ -14,9 +14,16 @@ shipped model's training loop, :func:`stellar_nb.train.fit` (seeded row order, b
 a trial's score is what :func:`stellar_nb.train.train` would reach with its settings. The tuner keeps its
 trials under ``config.tuner_dir``; a search that is interrupted resumes where it stopped when run
 again (Keras Tuner reloads finished trials from its directory), unless ``overwrite=True``.
+
+Each project folder holds :data:`FINGERPRINT`, the fingerprint of the data and settings the search
+ran on (:func:`data_fingerprint`): a rerun on other data, another label source, input variant,
+epochs or search space is refused instead of returning the old search's results, or starts afresh
+with ``overwrite=True``. Trials are seeded: the oracle's draws, the weight initialisation and the
+row order all follow ``seed``, so two searches with the same seed try the same first trials.
 """
 
 import json
+import shutil
 from pathlib import Path
 
 import keras_tuner
@@ -24,12 +31,18 @@ import keras_tuner
 from stellar_nb import files, model, schema
 
 __all__ = [
+    "FINGERPRINT",
     "HEAD_TEMPLATES",
     "StellarHyperModel",
+    "data_fingerprint",
     "hyperparameters_to_arguments",
     "make_tuner",
+    "search_space",
     "tune",
 ]
+
+#: File in a tuner project folder recording what the search ran on.
+FINGERPRINT = "stellar_nb_fingerprint.json"
 
 #: Head topologies the search chooses from, by name (hidden widths, input to output).
 HEAD_TEMPLATES = {
@@ -132,25 +145,168 @@ class StellarHyperModel(keras_tuner.HyperModel):
         return state["best_val_loss"]
 
 
+def search_space():
+    """The search space as JSON: every hyperparameter's configuration, conditional ones included.
+
+    Returns
+    -------
+    list of dict
+        :meth:`keras_tuner.engine.hyperparameters.HyperParameter.get_config` of each parameter,
+        declared with the most blocks so that every block's range is part of the space.
+    """
+    hp = keras_tuner.HyperParameters()
+    hp.Int("blocks", 1, 2)
+    hp.values["blocks"] = hp.space[0].max_value
+    hyperparameters_to_arguments(hp)
+    return [parameter.get_config() for parameter in hp.space]
+
+
+def data_fingerprint(
+    survey, *, seed, label_source="catalog", input_variant="paper", epochs=None, batch_size=None
+):
+    """What a search depends on: the survey's data, the labels and inputs, the space and seed.
+
+    Parameters
+    ----------
+    survey : str or pathlib.Path
+        Survey folder; its ``survey.json`` (when present) and the SHA-256 and size of the
+        ``train.parquet`` and ``validation.parquet`` the search reads are recorded.
+    seed : int
+        Seed of the augmentation, the oracle and the weight initialisation.
+    label_source, input_variant : str
+        As for :func:`stellar_nb.train.prepare_data`.
+    epochs, batch_size : int, optional
+        Of each trial (they change every trial's score).
+
+    Returns
+    -------
+    dict
+        JSON-ready; equal dicts mean the same search.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the survey folder lacks a split the search reads.
+    """
+    survey = Path(survey)
+    splits = {}
+    for name in ("train.parquet", "validation.parquet"):
+        path = survey / name
+        if not path.is_file():
+            raise FileNotFoundError(f"survey folder {survey} has no {name}")
+        splits[name] = {"bytes": path.stat().st_size, "sha256": files.sha256sum(path)}
+    manifest_path = survey / "survey.json"
+    manifest = files.read_json(manifest_path) if manifest_path.is_file() else None
+    fingerprint = {
+        "survey": {"manifest": manifest, "files": splits},
+        "seed": int(seed),
+        "label_source": label_source,
+        "input_variant": input_variant,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "space": search_space(),
+    }
+    return json.loads(json.dumps(fingerprint, default=str))
+
+
+def _check_fingerprint(project, fingerprint, overwrite):
+    """Refuse a project folder that holds a search on other data (unless ``overwrite``)."""
+    if (
+        overwrite
+        or not project.is_dir()
+        or not any(entry.name != FINGERPRINT for entry in project.iterdir())
+    ):
+        return
+    stored_path = project / FINGERPRINT
+    stored = files.read_json(stored_path) if stored_path.is_file() else None
+    if stored == fingerprint:
+        return
+    if stored is None:
+        what = "a search without a data fingerprint (from an older stellar_nb or another tool)"
+    else:
+        keys = sorted(k for k in {*stored, *fingerprint} if stored.get(k) != fingerprint.get(k))
+        what = f"a search on other data or settings (differing: {', '.join(keys)})"
+    raise ValueError(
+        f"the tuner folder {project} holds {what}; pass overwrite=True "
+        "(stellar-nb tune --overwrite) to discard it and start afresh, or choose another "
+        "project name (--project)"
+    )
+
+
 def make_tuner(
-    hypermodel, *, directory, project_name="residual_mlp", max_trials=100, seed=0, overwrite=False
+    hypermodel,
+    *,
+    directory,
+    project_name="residual_mlp",
+    max_trials=100,
+    seed=0,
+    overwrite=False,
+    fingerprint=None,
 ):
     """Keras Tuner's Bayesian optimisation on the validation loss.
 
     With ``overwrite=False`` a search already in ``directory/project_name`` resumes.
+
+    Parameters
+    ----------
+    hypermodel : StellarHyperModel
+    directory : str or pathlib.Path
+        Folder of the tuner projects.
+    project_name : str
+        Subfolder holding this search's trials.
+    max_trials : int
+        Trials in all, those reloaded included.
+    seed : int
+        Seed of the oracle (non-negative): the same seed draws the same trials.
+    overwrite : bool
+        Discard a search already in the project folder.
+    fingerprint : dict, optional
+        :func:`data_fingerprint` of the search, stored as :data:`FINGERPRINT` in the project
+        folder; a folder holding another fingerprint is refused unless ``overwrite``.
+
+    Returns
+    -------
+    keras_tuner.BayesianOptimization
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is negative, or the project folder holds a search with another fingerprint
+        (the message names the folder and offers ``overwrite``).
     """
-    return keras_tuner.BayesianOptimization(
+    if int(seed) < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    project = Path(directory) / project_name
+    if fingerprint is not None:
+        fingerprint = json.loads(json.dumps(fingerprint, default=str))
+        _check_fingerprint(project, fingerprint, overwrite)
+        if overwrite and project.exists():
+            shutil.rmtree(project)
+    tuner = keras_tuner.BayesianOptimization(
         hypermodel,
         objective="val_loss",
         max_trials=int(max_trials),
-        seed=int(seed),
+        # Keras Tuner reads a seed of 0 as "none" and draws a random one: shift by one
+        seed=int(seed) + 1,
         directory=str(directory),
         project_name=project_name,
         overwrite=overwrite,
     )
+    if fingerprint is not None:
+        project.mkdir(parents=True, exist_ok=True)
+        files.write_json(project / FINGERPRINT, fingerprint)
+    return tuner
 
 
-def tune(config=None, survey=None, *, project_name="residual_mlp", overwrite=False):
+def tune(
+    config=None,
+    survey=None,
+    *,
+    project_name="residual_mlp",
+    overwrite=False,
+    label_source="catalog",
+    input_variant="paper",
+):
     """Run the search and return the best trial's settings.
 
     Parameters
@@ -162,7 +318,9 @@ def tune(config=None, survey=None, *, project_name="residual_mlp", overwrite=Fal
     project_name : str
         Subfolder of ``config.tuner_dir`` holding the trials.
     overwrite : bool
-        Start afresh instead of resuming an earlier search.
+        Start afresh instead of resuming an earlier search (or refusing one on other data).
+    label_source, input_variant : str
+        As for :func:`stellar_nb.train.prepare_data`.
 
     Returns
     -------
@@ -170,13 +328,31 @@ def tune(config=None, survey=None, *, project_name="residual_mlp", overwrite=Fal
         ``hyperparameters`` (the best trial's values), ``architecture`` and ``training`` (the
         arguments they map to), ``val_loss``, ``trials`` (each trial's values and score) and
         ``path`` of ``best.json`` written beside the trials.
+
+    Raises
+    ------
+    ValueError
+        If ``config.tuner_dir / project_name`` holds a search on other data or settings and
+        ``overwrite`` is false; the message names the folder.
     """
     from stellar_nb import simulate, train
     from stellar_nb.config import get_config
 
     config = config or get_config()
     survey = simulate.resolve_survey(survey, config)
-    data = train.prepare_data(survey, seed=config.seed)
+    fingerprint = data_fingerprint(
+        survey,
+        seed=config.seed,
+        label_source=label_source,
+        input_variant=input_variant,
+        epochs=config.tune_epochs,
+        batch_size=config.batch_size,
+    )
+    # refuse a mismatched folder before the (long) preprocessing, not after it
+    _check_fingerprint(Path(config.tuner_dir) / project_name, fingerprint, overwrite)
+    data = train.prepare_data(
+        survey, seed=config.seed, label_source=label_source, input_variant=input_variant
+    )
     steps = train.total_steps(
         len(data["train_spectra"]), epochs=config.tune_epochs, batch_size=config.batch_size
     )
@@ -193,6 +369,7 @@ def tune(config=None, survey=None, *, project_name="residual_mlp", overwrite=Fal
         max_trials=config.trials,
         seed=config.seed,
         overwrite=overwrite,
+        fingerprint=fingerprint,
     )
     tuner.search(data, epochs=config.tune_epochs, batch_size=config.batch_size)
     return _summarise(tuner)

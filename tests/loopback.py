@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 
 from stellar_nb import schema
-from stellar_nb.data import fits, sdss
+from stellar_nb.data import fits, sdss, spec_lite
 
 __all__ = ["FAULTS", "LoopbackServer", "Site", "site_from_split", "synthetic_site"]
 
@@ -338,7 +338,7 @@ def _add(root, spectrum, labels, records):
             f"two spectra share plate-mjd-fiber {row['plate']}-{row['mjd']}-{row['fiber']} ({path})"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fits.write_spectrum(path, spectrum)
+    spec_lite.write_spectrum(path, spectrum)
     records.append(
         {"specObjID": int(meta["specobjid"]), "plate": int(meta["plate"]), "mjd": int(meta["mjd"]),
          "fiberID": int(meta["fiber"]), "ra": float(meta["ra"]), "dec": float(meta["dec"]),

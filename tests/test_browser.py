@@ -19,7 +19,7 @@ from stellar_nb import inference, schema, trust
 from stellar_nb.bench import dashboard as bench_dashboard
 from stellar_nb.dashboard import analysis as analysis_module
 from stellar_nb.dashboard import inputs, survey_cache
-from stellar_nb.data import fits
+from stellar_nb.data import spec_lite
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -175,7 +175,7 @@ def test_dashboard_in_chromium(server, chromium, quick_config, quick_survey, mod
 
         # a simulated FITS file, uploaded
         upload = cache.star(2)
-        path = fits.write_spectrum(tmp_path / "spec-upload.fits", upload)
+        path = spec_lite.write_spectrum(tmp_path / "spec-upload.fits", upload)
         expected = analysis_module.analyse(
             inputs.read_upload(path.read_bytes(), "spec-upload.fits"), model, emulator, cache
         )

@@ -18,7 +18,7 @@ from stellar_nb import commands, inference, schema, trust
 from stellar_nb.dashboard import analysis as analysis_module
 from stellar_nb.dashboard import app as app_module
 from stellar_nb.dashboard import inputs, plotly_view, serve, survey_cache
-from stellar_nb.data import fits, tables
+from stellar_nb.data import spec_lite, tables
 from stellar_nb.plots import dashboard as figures
 
 pytestmark = pytest.mark.slow
@@ -61,7 +61,7 @@ def test_rows(quick_survey):
 
 
 def _fits_bytes(tmp_path, spectrum, name="spec.fits"):
-    path = fits.write_spectrum(tmp_path / name, spectrum)
+    path = spec_lite.write_spectrum(tmp_path / name, spectrum)
     return path.read_bytes()
 
 
@@ -195,7 +195,7 @@ def test_trust_flags(cache, model, emulator, test_rows):
         and not plain["misfit"]
     )
     assert plain["low S/N"] == (row.snr < trust.LOW_SNR)
-    noisy = dataclasses.replace(spectrum, meta={**spectrum.meta, "snr": 4.0, "objclass": "GALAXY"})
+    noisy = dataclasses.replace(spectrum, meta={**spectrum.meta, "snr": 4.0, "objclass": "UNKNOWN"})
     raised = flags(noisy)
     assert raised["low S/N"] and raised["not a star"]
     masked = dataclasses.replace(
@@ -334,13 +334,15 @@ def test_dashboard_survives_bad_input(dashboard, cache, tmp_path):
     assert "30.0 MB is over the 20 MB upload limit" in dashboard.status.value
     assert not dashboard.load_sdss("not-an-id")
     assert "plate-MJD-fiber" in dashboard.status.value
-    assert dashboard.analysis is before
+    # the first error cleared the previous star's results, and every message says so
+    assert dashboard.analysis is None and dashboard.previous == before.source
+    assert f"previous spectrum: {before.source}, cleared" in dashboard.status.value
     spectrum = cache.star(4)
     content = _fits_bytes(tmp_path, spectrum, "star.fits")
     dashboard.upload._handle(
         None, {"event": "file", "name": "star.fits", "size": len(content)}, [memoryview(content)]
     )
-    assert "showing star.fits" in dashboard.status.value
+    assert "showing star.fits" in dashboard.status.value and dashboard.previous is None
     np.testing.assert_allclose(dashboard.analysis.catalogue[0], cache.test.catalog_teff.iloc[4])
     assert dashboard.analysis.rv_kms == pytest.approx(cache.test.rv_adop.iloc[4])
 
@@ -367,11 +369,14 @@ def test_fetch_by_plate_mjd_fiber_from_a_loopback_sas(
         row = frame.iloc[1]
         assert dashboard.load_sdss(f"{row.plate}-{row.mjd}-{row.fiber}")
         assert dashboard.load_sdss(f" {row.plate}-{row.mjd}-{row.fiber} ")
+        expected = analysis_module.analyse(inputs.spectrum_from_row(row), model, emulator, cache)
+        np.testing.assert_allclose(dashboard.analysis.prediction, expected.prediction, rtol=1e-4)
+        name = f"spec-{row.plate:04d}-{row.mjd:05d}-{row.fiber:04d}.fits"
+        assert dashboard.analysis.source == name
         assert not dashboard.load_sdss("1-51000-1")
-        assert "not found" in dashboard.status.value
-    expected = analysis_module.analyse(inputs.spectrum_from_row(row), model, emulator, cache)
-    np.testing.assert_allclose(dashboard.analysis.prediction, expected.prediction, rtol=1e-4)
-    assert dashboard.analysis.source == f"spec-{row.plate:04d}-{row.mjd:05d}-{row.fiber:04d}.fits"
+        assert "not found" in dashboard.status.value and f"previous spectrum: {name}" in (
+            dashboard.status.value
+        )
     dashboard.sas_url = "http://127.0.0.1:9"  # nothing listens on the discard port
     assert not dashboard.load_sdss(f"{row.plate}-{row.mjd}-{row.fiber}")
     assert "cannot download" in dashboard.status.value
@@ -434,3 +439,104 @@ def test_command_line_and_voila_settings():
         assert "anywidget" in allowed and "@jupyter-widgets/jupyterlab-manager" in allowed
         assert "jupyterlab-plotly" not in allowed
     assert app_module.Dashboard.show.__doc__
+
+
+def _analyse_error(spectrum, model, emulator, cache):
+    with pytest.raises(inputs.DashboardInputError) as error:
+        analysis_module.analyse(spectrum, model, emulator, cache)
+    return str(error.value)
+
+
+def test_messages_name_the_file_and_the_reason(cache, model, emulator, test_rows):
+    star = inputs.spectrum_from_row(test_rows.iloc[0])
+    size = star.flux.size
+
+    def changed(name, **changes):
+        meta = {**star.meta, "path": name, **changes.pop("meta", {})}
+        return dataclasses.replace(star, meta=meta, **changes)
+
+    galaxy = changed("g.fits", meta={"objclass": "GALAXY", "z": 0.12, "rv_kms": None})
+    assert _analyse_error(galaxy, model, emulator, cache) == (
+        "g.fits: its header says CLASS = GALAXY at z = 0.12: not a star (a galaxy); "
+        "stellar_nb analyses stars"
+    )
+    quasar = changed("q.fits", meta={"objclass": "QSO", "z": 2.5})
+    assert "q.fits: its header says CLASS = QSO at z = 2.5: not a star (a quasar)" in (
+        _analyse_error(quasar, model, emulator, cache)
+    )
+    constant = changed("c.fits", flux=np.full(size, 7.0, np.float32))
+    assert _analyse_error(constant, model, emulator, cache).startswith(
+        "c.fits: the flux is constant (every"
+    ) and " 7): nothing to measure" in _analyse_error(constant, model, emulator, cache)
+    fast = changed("rv.fits", meta={"rv_kms": 5000.0})
+    message = _analyse_error(fast, model, emulator, cache)
+    assert message.startswith("rv.fits: its radial velocity, 5,000 km/s, is beyond the ±2,998 km/s")
+    redshifted = changed("z.fits", meta={"rv_kms": None, "plate": -1, "z": 0.12})
+    message = _analyse_error(redshifted, model, emulator, cache)
+    assert "Z = 0.12 means a radial velocity of 33,830 km/s" in message
+    unknown = changed("nan.fits", meta={"rv_kms": float("nan")})
+    assert "nan.fits: its radial velocity is not a number" in _analyse_error(
+        unknown, model, emulator, cache
+    )
+    tenth = size // 10
+    short = changed(
+        "short.fits", flux=star.flux[:tenth], loglam=star.loglam[:tenth],
+        ivar=star.ivar[:tenth], and_mask=star.and_mask[:tenth],
+    )  # fmt: skip
+    message = _analyse_error(short, model, emulator, cache)
+    assert message.startswith("short.fits: its usable pixels (") and "% of the model's" in message
+    coverage = float(message.split("cover only ")[1].split("%")[0])
+    assert 5 <= coverage <= 15  # a tenth of the pixels: about a tenth of the grid
+    dead = changed("dead.fits", and_mask=np.full(size, 1 << 24, np.int32))  # NODATA
+    assert _analyse_error(dead, model, emulator, cache).startswith(
+        "dead.fits: every pixel is masked"
+    )
+    for message in (_analyse_error(s, model, emulator, cache) for s in (galaxy, fast, short)):
+        assert "rv_kms must" not in message and "rows [" not in message
+
+
+def test_an_error_clears_the_previous_results(dashboard, tmp_path):
+    before = dashboard.analysis.source
+    assert "data-value" in dashboard.results.value and len(dashboard.spectrum.data[0]["x"]) > 0
+    spectrum = dashboard.survey_cache.star(2)
+    constant = dataclasses.replace(spectrum, flux=np.full(spectrum.flux.size, 3.0, np.float32))
+    content = _fits_bytes(tmp_path, constant, "flat.fits")
+    assert not dashboard.load_upload("flat.fits", content, len(content))
+    status = dashboard.status.value
+    assert "flat.fits: the flux is constant" in status and "stellar-error" in status
+    assert f"previous spectrum: {before}, cleared" in status
+    assert dashboard.analysis is None and "data-value" not in dashboard.results.value
+    assert f"previous spectrum: {before}" in dashboard.results.value and dashboard.flags.value == ""
+    assert all(len(trace["y"]) == 0 for trace in dashboard.spectrum.data)  # every trace emptied
+    assert (
+        len(dashboard.overview.data[2]["x"]) == 0 and dashboard.overview.plot_layout["shapes"] == []
+    )
+    assert len(dashboard.overview.data[0]["x"]) == len(dashboard.survey_cache.test)  # stars stay
+    assert before in dashboard.spectrum.plot_layout["title"]["text"]
+    assert dashboard.load_test_star(dashboard.survey_cache.test.spec_id.iloc[2])
+    assert dashboard.previous is None and "data-value" in dashboard.results.value
+
+
+def test_gzipped_uploads_work(dashboard, sdss_fixtures, lamost_dir):
+    import gzip
+
+    from stellar_nb.dashboard import upload
+
+    assert {".fits.gz", ".gz", "application/gzip"} <= set(upload.ACCEPT)
+    assert ",".join(upload.ACCEPT) in upload._ESM
+    sdss = (sdss_fixtures / "spec-0266-51602-0031.fits").read_bytes()
+    plain = inputs.read_upload(sdss, "spec-0266-51602-0031.fits")
+    zipped = gzip.compress(sdss)
+    dashboard.upload._handle(
+        None, {"event": "file", "name": "spec-0266-51602-0031.fits.gz", "size": len(zipped)},
+        [memoryview(zipped)],
+    )  # fmt: skip
+    assert "showing spec-0266-51602-0031.fits.gz" in dashboard.status.value
+    np.testing.assert_array_equal(dashboard.analysis.spectrum.flux, plain.flux)
+    assert dashboard.analysis.spectrum.meta["plate"] == 266
+    lamost = sorted((lamost_dir / "spectra").glob("*.fits.gz"))[0]
+    content = lamost.read_bytes()
+    assert content[:2] == b"\x1f\x8b"
+    assert dashboard.load_upload(lamost.name, content, len(content))
+    assert dashboard.analysis.source == lamost.name
+    assert 3000 < dashboard.analysis.prediction[0] < 10000

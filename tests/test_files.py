@@ -1,4 +1,7 @@
 import hashlib
+import os
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +76,46 @@ def test_json_round_trip_and_errors_name_the_file(tmp_path):
         files.read_json(tmp_path / "bad.json")
     with pytest.raises(TypeError, match="cannot write object"):
         files.write_json(tmp_path / "c.json", {"x": object()})
+
+
+@pytest.fixture
+def umask_027():
+    previous = os.umask(0o027)
+    yield
+    os.umask(previous)
+
+
+def test_normal_modes_honour_the_umask(tmp_path, umask_027):
+    assert files.umask() == 0o027
+    folder = Path(tempfile.mkdtemp(dir=tmp_path))
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert files.give_normal_mode(folder).stat().st_mode & 0o777 == 0o750
+    with files.atomic_path(tmp_path / "table.json") as temporary:
+        temporary.write_text("{}")
+    assert (tmp_path / "table.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_remove_stale_temporaries_keeps_what_is_in_use(tmp_path):
+    hour_ago = time.time() - 3600
+    stale_file = tmp_path / ".train_X.npy.a1b2c3.raw"
+    stale_file.write_bytes(b"\0" * 4096)
+    stale_folder = tmp_path / ".survey.x7y8z9.part"
+    stale_folder.mkdir()
+    (stale_folder / "train.parquet").write_bytes(b"PAR1" + b"\0" * 100)
+    for path in (stale_folder / "train.parquet", stale_folder, stale_file):
+        os.utime(path, (hour_ago, hour_ago))
+    fresh = tmp_path / ".train_X.npy.d4e5f6.raw"  # newer than this process: in use
+    fresh.write_bytes(b"\0" * 16)
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "keep.txt").write_text("keep")
+    link = tmp_path / ".survey.l1nk00.part"
+    link.symlink_to(target)
+    os.utime(link, (hour_ago, hour_ago), follow_symlinks=False)
+    removed = files.remove_stale_temporaries(tmp_path, [".train_X.npy.*.raw", ".survey.*.part"])
+    assert removed == sorted([stale_file, stale_folder, link])
+    assert not stale_file.exists() and not stale_folder.exists() and not link.is_symlink()
+    assert fresh.exists() and (target / "keep.txt").read_text() == "keep"
+    assert files.process_start_time() < time.time()
+    assert files.remove_stale_temporaries(tmp_path, "*", older_than=0) == []
+    assert files.remove_stale_temporaries(tmp_path / "missing", "*") == []

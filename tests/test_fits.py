@@ -3,6 +3,7 @@
 import csv
 import gzip
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from astropy.io import fits as astropy_fits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stellar_nb.data import convert, fits
+from stellar_nb.data import convert, fits, spec_lite
 
 # file -> (layout, plate, mjd, fiber, class, pixels, first loglam, S/N, z)
 REAL = {
@@ -198,7 +199,7 @@ def test_bytes_file_object_and_nonstandard_name_read_the_same(sdss_fixtures, tmp
 def test_write_read_round_trip(tmp_path):
     spectrum = synthetic()
     spectrum.meta["specobj"] = {"ELODIE_TEFF": 5777.0, "TRUE_FEH": -0.5, "SOURCE": "simulated"}
-    path = fits.write_spectrum(tmp_path / "spec-1000-52000-0042.fits", spectrum)
+    path = spec_lite.write_spectrum(tmp_path / "spec-1000-52000-0042.fits", spectrum)
     back = fits.read_spectrum(path)
     np.testing.assert_array_equal(back.flux, spectrum.flux)
     np.testing.assert_allclose(back.loglam, spectrum.loglam, atol=3e-7)
@@ -280,7 +281,7 @@ def test_fits_without_coadd(tmp_path):
 
 
 def test_truncated_fits(tmp_path):
-    path = fits.write_spectrum(tmp_path / "spec.fits", synthetic(3000))
+    path = spec_lite.write_spectrum(tmp_path / "spec.fits", synthetic(3000))
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(fits.SpectrumReadError, match=r"spec.fits"):
@@ -290,7 +291,7 @@ def test_truncated_fits(tmp_path):
 def test_nan_and_inf_flux_masked_with_warning(tmp_path):
     spectrum = synthetic()
     spectrum.flux[[3, 10]] = [np.nan, np.inf]
-    path = fits.write_spectrum(tmp_path / "nan.fits", spectrum)
+    path = spec_lite.write_spectrum(tmp_path / "nan.fits", spectrum)
     with pytest.warns(fits.SpectrumQualityWarning, match=r"nan.fits: 2 non-finite flux"):
         back = fits.read_spectrum(path)
     assert back.ivar[3] == 0 and back.ivar[10] == 0 and back.flux[3] == 0
@@ -300,7 +301,7 @@ def test_nan_and_inf_flux_masked_with_warning(tmp_path):
 def test_all_zero_ivar_warns(tmp_path):
     spectrum = synthetic()
     spectrum.ivar[:] = 0
-    path = fits.write_spectrum(tmp_path / "dead.fits", spectrum)
+    path = spec_lite.write_spectrum(tmp_path / "dead.fits", spectrum)
     with pytest.warns(fits.SpectrumQualityWarning, match=r"dead.fits: no pixel has ivar > 0"):
         back = fits.read_spectrum(path)
     assert back.meta["snr"] == pytest.approx(25.0)
@@ -309,7 +310,7 @@ def test_all_zero_ivar_warns(tmp_path):
 def test_non_monotonic_loglam(tmp_path):
     spectrum = synthetic()
     spectrum.loglam[100], spectrum.loglam[101] = spectrum.loglam[101], spectrum.loglam[100]
-    path = fits.write_spectrum(tmp_path / "shuffled.fits", spectrum)
+    path = spec_lite.write_spectrum(tmp_path / "shuffled.fits", spectrum)
     with pytest.raises(
         fits.SpectrumReadError, match=r"shuffled.fits: loglam is not finite and strictly increasing"
     ):
@@ -319,7 +320,7 @@ def test_non_monotonic_loglam(tmp_path):
 def test_linear_wavelengths_rejected(tmp_path):
     spectrum = synthetic()
     spectrum.loglam = 10**spectrum.loglam
-    path = fits.write_spectrum(tmp_path / "linear.fits", spectrum)
+    path = spec_lite.write_spectrum(tmp_path / "linear.fits", spectrum)
     with pytest.raises(fits.SpectrumReadError, match=r"expected log10"):
         fits.read_spectrum(path)
 
@@ -328,7 +329,7 @@ def test_missing_file_and_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError):
         fits.read_spectrum(tmp_path / "absent.fits")
     with pytest.raises(FileNotFoundError, match=r"does not exist"):
-        fits.write_spectrum(tmp_path / "no" / "x.fits", synthetic())
+        spec_lite.write_spectrum(tmp_path / "no" / "x.fits", synthetic())
 
 
 def test_empty_bytes():
@@ -359,9 +360,9 @@ def test_write_rejects_bad_shapes_and_non_finite_header(tmp_path):
     spectrum = synthetic()
     spectrum.ivar = spectrum.ivar[:-1]
     with pytest.raises(ValueError, match="one length"):
-        fits.write_spectrum(tmp_path / "x.fits", spectrum)
+        spec_lite.write_spectrum(tmp_path / "x.fits", spectrum)
     with pytest.raises(ValueError, match="RA must be finite"):
-        fits.write_spectrum(tmp_path / "x.fits", synthetic(ra=float("nan")))
+        spec_lite.write_spectrum(tmp_path / "x.fits", synthetic(ra=float("nan")))
     assert not list(tmp_path.iterdir())
 
 
@@ -382,7 +383,7 @@ def test_write_read_round_trip_property(tmp_path, n, subclass, note, ra, seed):
     spectrum.and_mask = rng.integers(0, 2**30, size=n).astype(np.int32)
     spectrum.meta["run2d"] = note[:60] or "26"
     spectrum.meta["specobj"] = {"NOTE": note, "COUNT": int(seed)}
-    back = fits.read_spectrum(fits.write_spectrum(tmp_path / "p.fits", spectrum))
+    back = fits.read_spectrum(spec_lite.write_spectrum(tmp_path / "p.fits", spectrum))
     np.testing.assert_array_equal(back.flux, spectrum.flux)
     np.testing.assert_array_equal(back.and_mask, spectrum.and_mask)
     assert back.meta["subclass"] == subclass.strip()
@@ -459,7 +460,7 @@ def test_lamost_bytes_and_file_objects_read_like_the_path():
 @needs_lamost
 def test_lamost_write_read_round_trip(tmp_path):
     spectrum = fits.read_spectrum(LAMOST_DIR / "spectra" / LAMOST_FILES[0])
-    path = fits.write_spectrum(tmp_path / "lamost.fits", spectrum)
+    path = spec_lite.write_spectrum(tmp_path / "lamost.fits", spectrum)
     back = fits.read_spectrum(path)
     np.testing.assert_array_equal(back.flux, spectrum.flux)
     np.testing.assert_array_equal(back.ivar, spectrum.ivar)
@@ -543,3 +544,35 @@ def test_source_of_wrong_type_and_text_mode_handle():
         fits.read_spectrum(42)
     with pytest.raises(TypeError, match=r"text mode"):
         fits.read_spectrum(io.StringIO("SIMPLE  ="))
+
+
+def test_only_regular_files_are_read(tmp_path):
+    fifo = tmp_path / "pipe.fits"
+    os.mkfifo(fifo)
+    with pytest.raises(fits.SpectrumReadError, match=r"pipe.fits: is a FIFO, not a regular file"):
+        fits.read_spectrum(fifo)  # returns at once: a FIFO is never opened
+    with pytest.raises(fits.SpectrumReadError, match=r"folder.*not a regular file"):
+        (tmp_path / "folder").mkdir()
+        fits.read_spectrum(tmp_path / "folder")
+
+
+def test_a_header_claiming_more_rows_than_the_file_holds_is_refused(tmp_path):
+    path = spec_lite.write_spectrum(tmp_path / "spec.fits", synthetic(3000))
+    data = bytearray(path.read_bytes())
+    card = data.find(b"NAXIS2  =", 2880)  # the COADD table's row count
+    data[card : card + 80] = f"{'NAXIS2':8}= {4_000_000_000:>20}".ljust(80).encode()
+    liar = tmp_path / "liar.fits"
+    liar.write_bytes(bytes(data))
+    with pytest.raises(fits.SpectrumReadError, match=r"liar.fits: .*claims"):
+        fits.read_spectrum(liar)
+
+
+def test_gzip_is_decompressed_only_up_to_the_ceiling(tmp_path):
+    bomb = tmp_path / "bomb.fits.gz"
+    with gzip.open(bomb, "wb", compresslevel=9) as handle:
+        chunk = bytes(2**20)
+        for _ in range(fits.MAX_FILE_BYTES // 2**20 + 8):
+            handle.write(chunk)
+    assert bomb.stat().st_size < 2**20
+    with pytest.raises(fits.SpectrumReadError, match=r"bomb.fits.gz: .*decompresses to more than"):
+        fits.read_spectrum(bomb)

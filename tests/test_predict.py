@@ -67,8 +67,12 @@ def test_predict_fits_files_flags_non_stars_and_skips_bad_files(
         ]
     )
     assert status == 1
-    table = pd.read_csv(out)
-    assert len(table) == len(files)
+    table = pd.read_csv(out, keep_default_na=False, na_values=[""])
+    failed = table["flag"] == "unreadable"
+    assert len(table) == len(files) + 2 and failed.sum() == 2
+    assert table.loc[failed, "reason"].str.startswith(tuple(map(str, (bad, tmp_path)))).all()
+    assert table.loc[failed, "teff"].isna().all()
+    table = table[~failed]
     stars = table["objclass"] == "STAR"
     assert stars.any() and (~stars).any()
     assert table.loc[~stars, "flag"].str.contains("not a star").all()
@@ -91,3 +95,48 @@ def test_predict_reports_a_bad_model_directory(tmp_path, capsys):
     )
     assert status == 1
     assert "nowhere does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out", ["", ".", "DIR", "INPUT", "missing/t.csv"])
+def test_predict_refuses_a_bad_out_before_any_work(out, sdss_fixtures, tmp_path, capsys):
+    spectrum = tmp_path / "star.fits"
+    spectrum.write_bytes((sdss_fixtures / "spec-0266-51602-0031.fits").read_bytes())
+    before = spectrum.read_bytes()
+    out = {"DIR": str(tmp_path), "INPUT": str(spectrum)}.get(out, out)
+    if out == "missing/t.csv":
+        out = str(tmp_path / out)
+    # the model directory does not exist: the --out check must come first to be reported
+    status = commands.main(["predict", str(tmp_path / "nowhere"), str(spectrum), "--out", out])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "--out" in err and "nowhere" not in err
+    assert spectrum.read_bytes() == before
+
+
+def test_predict_keeps_an_existing_out_when_every_input_fails(tmp_path, capsys):
+    out = tmp_path / "results.csv"
+    out.write_text("source,teff\nold,5000\n")
+    out.chmod(0o640)
+    link = tmp_path / "link.csv"
+    link.symlink_to(out)
+    bad = tmp_path / "bad.fits"
+    bad.write_bytes(b"not a spectrum")
+    status = commands.main(["predict", "pretrained", str(bad), "--out", str(link)])
+    assert status == 1
+    assert out.read_text() == "source,teff\nold,5000\n" and link.is_symlink()
+    assert "left as it was" in capsys.readouterr().err
+
+
+def test_predict_writes_through_a_symlink_keeping_the_mode(sdss_fixtures, tmp_path):
+    out = tmp_path / "results.csv"
+    out.write_text("old\n")
+    out.chmod(0o640)
+    link = tmp_path / "link.csv"
+    link.symlink_to(out)
+    spectrum = str(sdss_fixtures / "spec-0266-51602-0031.fits")
+    status = commands.main(["predict", "pretrained", spectrum, "--out", str(link)])
+    assert status == 0 and link.is_symlink()
+    table = pd.read_csv(out, keep_default_na=False)
+    assert len(table) == 1 and table.loc[0, "reason"] == ""
+    assert {trust.column_name(name) for name in trust.TABLE_FLAG_NAMES} <= set(table.columns)
+    assert out.stat().st_mode & 0o777 == 0o640

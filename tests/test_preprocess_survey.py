@@ -1,11 +1,16 @@
 """stellar_nb.preprocess on the quick simulated survey: streaming, the CLI and the benchmark."""
 
+import os
+import shutil
+import time
+
 import numpy as np
 import pytest
 
-from stellar_nb import commands
+from stellar_nb import commands, files
 from stellar_nb import preprocess as pp
 from stellar_nb.data import tables
+from stellar_nb.preprocess import store
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +119,120 @@ def test_bench_preprocess_reports_speed_and_agreement(quick_survey, quick_config
     difference = float(printed.split("max |package - naive| = ")[1].split()[0])
     assert difference < 1e-6
     assert "naive SciPy loop" in printed and "streaming pass" in printed
+
+
+def _preprocess(quick_config, quick_survey, out, *extra):
+    return commands.main(
+        [
+            "preprocess",
+            "--data-home",
+            str(quick_config.data_home),
+            "--survey",
+            str(quick_survey),
+            "--out",
+            str(out),
+            "--batch-size",
+            "500",
+            *extra,
+        ]
+    )
+
+
+def test_interrupted_rerun_is_detected_never_mixed_and_rebuilt(
+    quick_survey, quick_config, tmp_path, monkeypatch, capsys
+):
+    out = tmp_path / "out"
+    assert _preprocess(quick_config, quick_survey, out, "--splits", "train", "validation") == 0
+    assert store.folder_problems(out) == []
+    first_validation = np.load(out / "validation_meta.npz")["labels"]
+    manifest = files.read_json(out / store.MANIFEST)
+    assert manifest["complete"] and sorted(manifest["splits"]) == ["train", "validation"]
+    assert manifest["fingerprint"]["preprocessor"]["label_source"] == "catalog"
+    # the second run, of other inputs (true labels), fails once train is written
+    original = store._write_split
+
+    def failing(preprocessor, survey, folder, split, *args):
+        if split == "validation":
+            raise RuntimeError("killed")
+        return original(preprocessor, survey, folder, split, *args)
+
+    monkeypatch.setattr(store, "_write_split", failing)
+    with pytest.raises(RuntimeError, match="killed"):
+        _preprocess(quick_config, quick_survey, out, "--label-source", "true")
+    problems = store.folder_problems(out)
+    assert any("did not finish" in problem for problem in problems)
+    # the first run's validation arrays were deleted, not left beside the new train arrays
+    assert not (out / "validation_X.npy").exists() and (out / "train_X.npy").exists()
+    assert not (out / "preprocessor.json").exists()
+    for split in ("train", "validation"):
+        with pytest.raises(store.PreprocessedFolderError, match=f"{out}.*incomplete or mixed"):
+            store.load_split(out, split)
+    with pytest.raises(store.PreprocessedFolderError, match=str(out)):
+        store.load_preprocessor(out)
+    monkeypatch.setattr(store, "_write_split", original)
+    capsys.readouterr()
+    assert _preprocess(quick_config, quick_survey, out, "--label-source", "true") == 0
+    printed = capsys.readouterr().out
+    assert f"{out}: earlier run incomplete or mixed" in printed and "rebuilding" in printed
+    assert store.folder_problems(out) == []
+    manifest = files.read_json(out / store.MANIFEST)
+    assert sorted(manifest["splits"]) == list(sorted(("train", "validation", "test")))
+    assert manifest["fingerprint"]["preprocessor"]["label_source"] == "true"
+    X, labels, meta = store.load_split(out, "validation")
+    truth = tables.read_split(
+        quick_survey, "validation", columns=["spec_id", *pp.label_columns("true")]
+    )
+    kept = truth.set_index("spec_id").loc[meta["spec_id"]]
+    np.testing.assert_array_equal(labels, kept.to_numpy())
+    assert not np.array_equal(labels, first_validation)
+    assert X.shape == (len(labels), 4000) and store.load_preprocessor(out).label_source == "true"
+
+
+def test_loader_refuses_a_folder_of_mixed_runs(quick_survey, quick_config, tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert _preprocess(quick_config, quick_survey, first, "--splits", "validation") == 0
+    assert (
+        _preprocess(
+            quick_config, quick_survey, second, "--splits", "validation", "--label-source", "true"
+        )
+        == 0
+    )
+    shutil.copy(second / "validation_meta.npz", first / "validation_meta.npz")
+    assert store.folder_problems(second) == []
+    with pytest.raises(
+        store.PreprocessedFolderError, match=rf"{first}.*validation_meta\.npz is not the file"
+    ):
+        store.load_split(first, "validation")
+    with pytest.raises(store.PreprocessedFolderError, match="did not preprocess the test split"):
+        store.load_split(second, "test")
+    (second / store.MANIFEST).unlink()  # a folder of an older version, or cut short at once
+    with pytest.raises(store.PreprocessedFolderError, match=rf"{second}.*no readable run\.json"):
+        store.load_split(second, "validation")
+    # a folder of the same inputs keeps the splits a rerun was not asked to redo
+    assert _preprocess(quick_config, quick_survey, first, "--splits", "test") == 0
+    assert sorted(files.read_json(first / store.MANIFEST)["splits"]) == ["test"]
+    assert _preprocess(quick_config, quick_survey, first, "--splits", "validation") == 0
+    assert sorted(files.read_json(first / store.MANIFEST)["splits"]) == ["test", "validation"]
+    assert (
+        store.folder_problems(first, store.input_fingerprint(quick_survey, pp.Preprocessor())) == []
+    )
+
+
+def test_stale_scratch_of_killed_runs_is_removed(quick_survey, tmp_path):
+    out = tmp_path / "X.npy"
+    hour_ago = time.time() - 3600
+    stale = [tmp_path / ".X.npy.k1llc8.raw", tmp_path / ".X.npy.q9z2p0.part.npy"]
+    for path in stale:
+        # what a killed run leaves: raw float32 rows, and a .npy cut short
+        np.arange(4000 * 50, dtype="<f4").tofile(path)
+        os.utime(path, (hour_ago, hour_ago))
+    live = tmp_path / ".X.npy.n0wr1t.raw"  # newer than this process: another run's, in use
+    np.zeros(10, "<f4").tofile(live)
+    other = tmp_path / ".Y.npy.old123.raw"  # another output's scratch is not ours to remove
+    np.zeros(10, "<f4").tofile(other)
+    os.utime(other, (hour_ago, hour_ago))
+    X, _, _ = pp.prepare_split(quick_survey, "validation", out=out)
+    assert X.shape[1] == 4000
+    assert not any(path.exists() for path in stale)
+    assert live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name, "X.npy"])

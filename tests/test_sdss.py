@@ -9,7 +9,7 @@ import pytest
 from astropy.io import fits as astropy_fits
 
 from stellar_nb import schema
-from stellar_nb.data import fits, sdss, tables
+from stellar_nb.data import fits, sdss, spec_lite, tables
 
 SQL_PATH = "/dr12/SkyserverWS/SearchTools/SqlSearch"
 
@@ -192,7 +192,7 @@ def write_bad(site, row, kind):
     elif kind == "nocoadd":
         astropy_fits.HDUList([astropy_fits.PrimaryHDU(np.zeros(10))]).writeto(path, overwrite=True)
         return
-    fits.write_spectrum(path, spectrum)
+    spec_lite.write_spectrum(path, spectrum)
 
 
 def test_build_splits_rejects_bad_spectra_and_writes_schema(site, tmp_path):

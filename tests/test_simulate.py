@@ -1,9 +1,13 @@
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
 from stellar_nb import commands, emulator, schema, simulate
+from stellar_nb import files as simulate_files
 from stellar_nb.data import fits, tables
 from stellar_nb.simulate import observe
 
@@ -329,3 +333,51 @@ def test_cli_validates_and_refits_the_emulator(tmp_path, capsys):
     np.testing.assert_allclose(
         emulator.load_emulator(refit).flux(sun), emulator.load_emulator().flux(sun), rtol=1e-4
     )
+
+
+def test_killed_run_leaves_staging_that_the_next_run_removes(tmp_path, monkeypatch):
+    out = tmp_path / "survey"
+    script = f"from stellar_nb import simulate; simulate.simulate_survey(3000, 0, {str(out)!r})"
+    process = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 120
+    try:
+        while not list(tmp_path.glob(".survey.*.part/train.parquet")):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        process.kill()
+        process.wait()
+    (killed,) = tmp_path.glob(".survey.*.part")
+    assert (killed / "train.parquet").stat().st_size > 0
+    old = tmp_path / ".survey.old"  # an earlier run killed between its two renames
+    old.mkdir()
+    (old / "survey.json").write_text("{}")
+    time.sleep(0.05)
+    this_process_started = time.time()  # after the killed run, as a next command's would be
+    monkeypatch.setattr(simulate_files, "process_start_time", lambda: this_process_started)
+    time.sleep(0.05)
+    live = tmp_path / ".survey.l1ve00.part"  # a run that started later, still writing
+    live.mkdir()
+    previous_umask = os.umask(0o022)
+    try:
+        simulate.simulate_survey(30, 0, out)
+    finally:
+        os.umask(previous_umask)
+    assert not killed.exists() and not old.exists() and live.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [live.name, "survey"]
+    assert simulate.is_complete(out, n=30, seed=0)
+    assert out.stat().st_mode & 0o777 == 0o755
+    for path in out.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_survey_folder_modes_follow_the_umask(tmp_path):
+    previous_umask = os.umask(0o027)
+    try:
+        out = simulate.simulate_survey(30, 0, tmp_path / "survey", n_fits=1)
+    finally:
+        os.umask(previous_umask)
+    assert out.stat().st_mode & 0o777 == 0o750
+    assert (out / "fits").stat().st_mode & 0o777 == 0o750
+    for path in [*out.glob("*.*"), *(out / "fits").iterdir()]:
+        assert path.stat().st_mode & 0o777 == 0o640, path

@@ -137,3 +137,45 @@ def test_the_real_hot_white_dwarf_is_flagged(sdss_fixtures, emulator, emulator_e
     assert flags["non-FGK subclass"]["raised"]
     # at S/N 7 its spectrum cannot tell a misfit from noise, but the S/N flag is up as well
     assert flags["low S/N"]["raised"] and spectrum.meta["snr"] < trust.LOW_SNR
+
+
+def test_good_coverage_counts_grid_points_near_a_good_pixel():
+    grid = schema.grid_loglam()
+    observed = grid.copy()
+    none_bad = np.zeros(grid.size, dtype=bool)
+    assert trust.good_coverage(observed, none_bad, 0.0) == 1.0
+    blue_half = np.arange(grid.size) >= grid.size // 2
+    assert trust.good_coverage(observed, blue_half, 0.0) == pytest.approx(0.5, abs=1e-3)
+    assert trust.good_coverage(observed, np.ones(grid.size, dtype=bool), 0.0) == 0.0
+    # 10 pixels cover 10 grid points (and their 1.5-step neighbours), not the whole grid
+    assert trust.good_coverage(observed[:10], none_bad[:10], 0.0) < 0.01
+    # a spectrum observed at +300 km/s covers the grid in its rest frame
+    from stellar_nb import doppler
+
+    shifted = observed + doppler.loglam_shift(300.0)
+    assert trust.good_coverage(shifted, none_bad, 300.0) == 1.0
+    assert trust.good_coverage(shifted, none_bad, 0.0) < 1.0
+
+
+def test_garbage_flux_raises_the_flux_flags(star, emulator, emulator_error):
+    truth = _truth(star)
+    clean = _check(star, truth, emulator, emulator_error)
+    assert not clean["non-positive flux"]["raised"] and not clean["outlier pixels"]["raised"]
+    negative = _check(star, truth, emulator, emulator_error, flux=-np.abs(star.flux))
+    assert negative["non-positive flux"]["raised"]
+    assert negative["non-positive flux"]["value"] > trust.MAX_NON_POSITIVE_FRACTION
+    spike = star.flux.copy()
+    spike[len(spike) // 2] = 1e30
+    flags = _check(star, truth, emulator, emulator_error, flux=spike)
+    assert (
+        flags["outlier pixels"]["raised"] and flags["outlier pixels"]["value"] > trust.OUTLIER_LIMIT
+    )
+
+
+def test_a_spectrum_of_ten_percent_of_the_grid_is_withheld(star, emulator, emulator_error):
+    bad = star.ivar <= 0
+    bad[len(bad) // 10 :] = True
+    flags = _check(star, _truth(star), emulator, emulator_error, bad_pixels=bad)
+    assert flags["too little coverage"]["raised"]
+    assert flags["too little coverage"]["value"] < trust.MIN_GOOD_COVERAGE
+    assert "too little coverage" in trust.WITHHOLDING_FLAGS

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from stellar_nb.commands import common
 
-__all__ = ["configure_parser", "run"]
+__all__ = ["check_out", "configure_parser", "run"]
 
 
 def configure_parser(parser):
@@ -25,32 +25,77 @@ def configure_parser(parser):
     )
 
 
+def check_out(out, inputs):
+    """The ``--out`` path made safe to write, checked before any work.
+
+    Refuses "", ".", a directory, a path naming one of ``inputs`` and a missing folder. A
+    symbolic link is resolved: the table is written through it, onto its target.
+
+    Raises
+    ------
+    ValueError
+        For "", ".", a directory, or an input file.
+    FileNotFoundError
+        If the output's folder does not exist.
+    """
+    if str(out).strip() in ("", "."):
+        raise ValueError(f"--out {str(out)!r} is not a file name; give a CSV path")
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a directory; give a CSV path inside it")
+    target = out.resolve()
+    for path in inputs:
+        if Path(path).resolve() == target:
+            raise ValueError(f"--out {out} is one of the inputs; it would be overwritten")
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"folder {out.parent} does not exist (for --out {out})")
+    return target
+
+
+def _write(target, table):
+    import os
+
+    from stellar_nb.files import atomic_write
+
+    mode = target.stat().st_mode & 0o7777 if target.exists() else None
+    atomic_write(target, lambda path: table.to_csv(path, index=False))
+    if mode is not None:
+        os.chmod(target, mode)
+
+
 def run(args):
-    """Run ``stellar-nb predict``; exit status 1 when some files failed (the table is still written)."""
+    """Run ``stellar-nb predict``; exit status 1 when some files failed (the table is still written).
+
+    ``--out`` is checked before the model is loaded; an existing output is never replaced by a
+    table without a single prediction (exit status 1, the old file left as it was).
+    """
     import pandas as pd
 
     from stellar_nb import model_directory
-    from stellar_nb.files import atomic_write
     from stellar_nb.predict import predict_files
 
-    model_dir = common.resolve_model_dir(args.model)
+    target = check_out(args.out, args.files)
     out = Path(args.out)
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"folder {out.parent} does not exist (for --out {out})")
+    model_dir = common.resolve_model_dir(args.model)
     model = model_directory.load(model_dir)
     table, failures = predict_files(
         model, args.files, uncertainty=args.uncertainty, n_draws=args.draws, seed=args.seed
-    )
-    atomic_write(out, lambda path: table.to_csv(path, index=False))
-    flags = table.get("flag", pd.Series(dtype=str)).fillna("")
-    stars = int((~flags.str.contains("not a star")).sum())
-    unusable = int(flags.str.contains("unusable").sum())
-    flagged = int((flags != "").sum())
-    print(
-        f"{len(table)} spectra ({stars} stars, {unusable} unusable, {flagged} with a trust flag) -> {out}"
     )
     for path, reason in failures:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if failures:
         print(f"{len(failures)} of {len(args.files)} input(s) failed", file=sys.stderr)
+    if len(failures) == len(table) and target.exists():
+        print(f"every input failed: {out} left as it was, not replaced", file=sys.stderr)
+        return 1
+    _write(target, table)
+    flags = table.get("flag", pd.Series(dtype=str)).fillna("")
+    read = flags != "unreadable"
+    stars = int((read & ~flags.str.contains("not a star")).sum())
+    unusable = int(flags.str.contains("unusable").sum())
+    flagged = int((read & (flags != "")).sum())
+    print(
+        f"{int(read.sum())} spectra ({stars} stars, {unusable} unusable, {flagged} with a trust flag)"
+        f"{f', {len(failures)} unreadable' if failures else ''} -> {out}"
+    )
     return 1 if failures else 0

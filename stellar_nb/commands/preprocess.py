@@ -1,7 +1,6 @@
 """``stellar-nb preprocess``: preprocess the splits of a survey into ``.npy``/``.npz`` files."""
 
 import resource
-import time
 from pathlib import Path
 
 from stellar_nb import schema
@@ -53,43 +52,35 @@ def _peak_memory_mb():
 
 
 def run(args):
-    """Write ``{split}_X.npy`` (float32 spectra), ``{split}_meta.npz`` (labels, spec_id, flag)
-    and ``preprocessor.json`` (options and the label scaler fitted on train) into the output folder.
+    """Write ``{split}_X.npy`` (float32 spectra), ``{split}_meta.npz`` (labels, spec_id, flag),
+    ``preprocessor.json`` (options and the label scaler fitted on train) and, last, the run
+    manifest ``run.json`` into the output folder
+    (:func:`~stellar_nb.preprocess.store.preprocess_survey`).
     """
-    import numpy as np
-
     from stellar_nb import simulate
-    from stellar_nb.files import atomic_path
-    from stellar_nb.preprocess import Preprocessor
+    from stellar_nb.preprocess import Preprocessor, store
 
     config = common.config_from_args(args)
     survey = simulate.resolve_survey(args.survey, config)
     out = Path(args.out) if args.out else config.preprocessed_dir / f"{survey.name}-{args.method}"
-    out.mkdir(parents=True, exist_ok=True)
-    preprocessor = Preprocessor(method=args.method, label_source=args.label_source).fit_split(
-        survey, "train"
-    )
-    for split in args.splits:
-        start = time.perf_counter()
-        X, labels, scalars = preprocessor.transform_split(
-            survey,
-            split,
-            batch_size=args.batch_size,
-            threads=args.threads,
-            out=out / f"{split}_X.npy",
-        )
-        elapsed = time.perf_counter() - start
-        with atomic_path(out / f"{split}_meta.npz") as temporary:
-            np.savez(
-                temporary,
-                labels=labels,
-                spec_id=scalars["spec_id"].to_numpy(),
-                flag=scalars["flag"].to_numpy(),
-            )
+    problems = store.folder_problems(out) if (out / store.MANIFEST).exists() else []
+    if problems:
+        print(f"{out}: earlier run incomplete or mixed ({'; '.join(problems)}); rebuilding")
+
+    def progress(split, rows, seconds):
         print(
-            f"{split}: {X.shape[0]} spectra in {elapsed:.1f} s ({X.shape[0] / max(elapsed, 1e-9):,.0f}/s), peak memory {_peak_memory_mb():,.0f} MiB -> {out / f'{split}_X.npy'}"
+            f"{split}: {rows} spectra in {seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f}/s), peak memory {_peak_memory_mb():,.0f} MiB -> {out / f'{split}_X.npy'}"
         )
-        del X
-    preprocessor.save(out / "preprocessor.json")
+
+    store.preprocess_survey(
+        survey,
+        out,
+        Preprocessor(method=args.method, label_source=args.label_source),
+        splits=args.splits,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        progress=progress,
+    )
     print(f"preprocessor options and label scaler: {out / 'preprocessor.json'}")
+    print(f"run manifest (inputs' fingerprint, completion): {out / store.MANIFEST}")
     return 0

@@ -15,7 +15,7 @@ import numpy as np
 
 from stellar_nb import doppler, inference, preprocess, schema, trust
 from stellar_nb import emulator as emulator_module
-from stellar_nb.dashboard.inputs import DashboardInputError
+from stellar_nb.dashboard import messages
 from stellar_nb.data import fits
 from stellar_nb.simulate import residuals
 
@@ -84,15 +84,6 @@ def _flags(spectrum, prediction, distance, survey_cache, bad_pixels, rv_kms, emu
     )
 
 
-def _radial_velocity(meta, survey_cache, position):
-    """``meta["rv_kms"]``, else the test star's ``rv_adop``, else the pipeline redshift ``z``."""
-    if meta.get("rv_kms") is not None:
-        return float(meta["rv_kms"])
-    if position is not None:
-        return float(survey_cache.test.rv_adop.iloc[position])
-    return float(doppler.velocity_from_redshift(meta.get("z") or 0.0))
-
-
 def analyse(spectrum, model, emulator, survey_cache, *, seed=0):
     """Preprocess, predict and check one spectrum.
 
@@ -100,7 +91,7 @@ def analyse(spectrum, model, emulator, survey_cache, *, seed=0):
     ----------
     spectrum : stellar_nb.data.fits.Spectrum
         ``meta["rv_kms"]`` (else the test star's ``rv_adop``, else ``meta["z"]``) gives the radial
-        velocity for the rest frame.
+        velocity for the rest frame; ``meta["path"]`` names it in messages.
     model : stellar_nb.inference.NumpyModel
         Provides ``preprocessor``, ``predict_with_uncertainty`` and ``labels``.
     emulator : stellar_nb.emulator.Emulator
@@ -114,27 +105,31 @@ def analyse(spectrum, model, emulator, survey_cache, *, seed=0):
 
     Raises
     ------
-    DashboardInputError
-        If the spectrum cannot be preprocessed (too few good pixels, bad radial velocity, ...).
+    stellar_nb.dashboard.inputs.DashboardInputError
+        Naming the file and saying why in the user's terms (:mod:`stellar_nb.dashboard.messages`):
+        a galaxy or a quasar, a radial velocity no star has, no usable or only constant flux, too
+        little of the model's wavelength range, or what the preprocessing refuses.
     """
     preprocessor = model.preprocessor
     meta = spectrum.meta
     source = str(meta.get("path", "spectrum"))
+    refusal = messages.non_star(meta, source)
+    if refusal is not None:
+        raise refusal
     position = survey_cache.find(meta.get("plate"), meta.get("mjd"), meta.get("fiber"))
-    try:
-        rv_kms = _radial_velocity(meta, survey_cache, position)
-    except ValueError as error:
-        raise DashboardInputError(f"{source}: {error}") from None
+    test_rv = None if position is None else survey_cache.test.rv_adop.iloc[position]
+    rv_kms = messages.radial_velocity(meta, source, test_rv)
     bad_pixels = preprocess.bad_pixels(
         spectrum.ivar, spectrum.and_mask, fatal_bits=preprocessor.fatal_bits
     )
-    if bad_pixels.all():
-        raise DashboardInputError(f"{source}: every pixel is masked; nothing to analyse")
+    messages.screen(
+        spectrum, source=source, rv_kms=rv_kms, bad_pixels=bad_pixels, grid=preprocessor.grid
+    )
     arrays = (spectrum.loglam, spectrum.flux, spectrum.ivar, spectrum.and_mask)
     try:
         stages = preprocessor.stages(*arrays, rv_kms)
     except ValueError as error:
-        raise DashboardInputError(f"{source}: {error}") from None
+        raise messages.explain_preprocessing(source, error) from None
     prediction, sigma = model.predict_with_uncertainty(
         *([array] for array in arrays), [rv_kms], n_draws=N_DRAWS, seed=seed
     )

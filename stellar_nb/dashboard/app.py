@@ -3,8 +3,10 @@
 Three ways in (a test star by id or by a click on the Kiel diagram, an uploaded FITS file, an SDSS
 download by plate-MJD-fiber) all end in :meth:`Dashboard.show`, which runs
 :func:`stellar_nb.dashboard.analysis.analyse` and copies the new figures' data into the two plotly
-views already on the page (:class:`stellar_nb.dashboard.plotly_view.PlotlyView`). A spectrum the dashboard cannot analyse leaves the previous one on
-screen and puts a readable message in the status line; the next spectrum works as usual.
+views already on the page (:class:`stellar_nb.dashboard.plotly_view.PlotlyView`). A spectrum the
+dashboard cannot analyse clears every panel, so that no result is read as the new file's, and puts
+a message naming the file and the reason in the status line (with the name of the previous
+spectrum, whose results were cleared); the next spectrum works as usual.
 """
 
 import html
@@ -26,6 +28,7 @@ UNCERTAINTY_NOTE = (
     "own inverse variance, added in quadrature to a per-label model error: one part calibrated on "
     "the simulated validation split, one on real LAMOST stars (68% of those within 1 sigma)."
 )
+SPECTRUM_TITLE = "observed spectrum, emulated spectrum at the predicted labels, preprocessing"
 
 
 def _format(value, sigma, label):
@@ -51,7 +54,9 @@ class Dashboard:
     Attributes
     ----------
     analysis : stellar_nb.dashboard.analysis.Analysis or None
-        The spectrum on screen.
+        The spectrum on screen; None after an error cleared the panels.
+    previous : str or None
+        Name of the spectrum whose results the last error cleared.
     last_update_seconds : float
         Time :meth:`show` took for the last spectrum (analysis and figure updates).
     """
@@ -60,6 +65,7 @@ class Dashboard:
         self.model, self.emulator, self.survey_cache = model, emulator, survey_cache
         self.survey, self.sas_url = survey, sas_url
         self.analysis, self.last_update_seconds = None, float("nan")
+        self.previous = None
         self._test_positions = {
             str(spec_id): i for i, spec_id in enumerate(survey_cache.test.spec_id)
         }
@@ -137,7 +143,7 @@ class Dashboard:
         )
 
     def show(self, spectrum):
-        """Analyse ``spectrum`` and update every panel; on failure keep the last one and say why.
+        """Analyse ``spectrum`` and update every panel; on failure clear them and say why.
 
         Returns
         -------
@@ -145,71 +151,78 @@ class Dashboard:
             Whether the spectrum is now shown.
         """
         start = time.perf_counter()
+        source = spectrum.meta.get("path", "spectrum")
         try:
             analysis = analysis_module.analyse(
                 spectrum, self.model, self.emulator, self.survey_cache
             )
         except inputs.DashboardInputError as error:
-            self._message(str(error), error=True)
-            return False
+            return self._fail(str(error))
         except (ValueError, ArithmeticError) as error:
-            self._message(
-                f"{spectrum.meta.get('path', 'spectrum')}: cannot be analysed ({error})", error=True
-            )
-            return False
-        self.analysis = analysis
+            return self._fail(f"{source}: cannot be analysed ({type(error).__name__}: {error})")
+        self.analysis, self.previous = analysis, None
+        self._draw(analysis, f"{analysis.source}: {SPECTRUM_TITLE}")
+        self.results.value = self._results_html(analysis)
+        self.flags.value = self._flags_html(analysis)
+        self.last_update_seconds = time.perf_counter() - start
+        raised = [flag["name"] for flag in analysis.flags if flag["raised"]]
+        warning = f"; {len(raised)} trust flags raised: {', '.join(raised)}" if raised else ""
+        self._message(
+            f"showing {analysis.source} (updated in {1000 * self.last_update_seconds:.0f} ms)"
+            + warning
+        )
+        return True
+
+    def _draw(self, analysis, title):
         traces, decorations = figures.spectrum_traces(analysis, self._visible_steps())
-        self.spectrum.update(traces, decorations)
+        self.spectrum.update(traces, {**decorations, "title": {"text": title}})
         self.overview.update(
             figures.kiel_star_traces(analysis),
             {"shapes": figures.residual_shapes(analysis)},
             first=1,
         )
-        self.results.value = self._results_html(analysis)
-        self.flags.value = self._flags_html(analysis)
-        self.last_update_seconds = time.perf_counter() - start
-        self._message(
-            f"showing {analysis.source} (updated in {1000 * self.last_update_seconds:.0f} ms)"
-        )
-        return True
+
+    def _fail(self, text):
+        """Show ``text`` as an error and clear the previous spectrum's results; return False."""
+        if self.analysis is not None:
+            self.previous = self.analysis.source
+        self.analysis = None
+        cleared = f"previous spectrum: {self.previous}, cleared" if self.previous else ""
+        self._draw(None, f"no spectrum ({cleared})" if cleared else "no spectrum")
+        note = f"<div class='stellar-cleared' style='color:#555'>No results ({html.escape(cleared or 'nothing shown')}).</div>"
+        self.results.value, self.flags.value = note, ""
+        self._message(f"{text} ({cleared})" if cleared else text, error=True)
+        return False
 
     def load_test_star(self, spec_id):
         """Show the test star with this ``spec_id`` (a string or an int)."""
         key = str(spec_id).strip()
         if key not in self._test_positions:
-            self._message(
-                f"no test star with spec_id {key!r}: pick one on the Kiel diagram", error=True
-            )
-            return False
+            return self._fail(f"no test star with spec_id {key!r}: pick one on the Kiel diagram")
         self.star_id.value = key
         return self.show(self.survey_cache.star(self._test_positions[key]))
 
     def load_upload(self, name, content, size):
         """Show an uploaded file; ``content`` None means the browser refused it as too large."""
         if content is None:
-            self._message(
-                f"{name}: {size / 2**20:.1f} MB is over the {inputs.MAX_UPLOAD_BYTES // 2**20} MB upload limit; not uploaded",
-                error=True,
+            return self._fail(
+                f"{name}: {size / 2**20:.1f} MB is over the {inputs.MAX_UPLOAD_BYTES // 2**20} MB upload limit; not uploaded"
             )
-            return False
         try:
             spectrum = inputs.read_upload(content, name)
         except inputs.DashboardInputError as error:
-            self._message(str(error), error=True)
-            return False
+            return self._fail(str(error))
         return self.show(spectrum)
 
     def load_sdss(self, text):
         """Download and show ``plate-MJD-fiber`` from the SDSS Science Archive Server."""
         parts = str(text).replace(" ", "").split("-")
         if len(parts) != 3 or not all(part.isdigit() for part in parts):
-            self._message(f"{text!r}: type plate-MJD-fiber, e.g. 2264-53440-630", error=True)
-            return False
+            return self._fail(f"{text!r}: type plate-MJD-fiber, e.g. 2264-53440-630")
         try:
             spectrum = inputs.fetch_spectrum(*(int(part) for part in parts), base_url=self.sas_url)
         except inputs.DashboardInputError as error:
-            self._message(str(error), error=True)
-            return False
+            return self._fail(str(error))
         return self.show(spectrum)
 
     def _kiel_click(self, trace, point):

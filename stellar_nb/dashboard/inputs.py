@@ -9,6 +9,7 @@ shows to the user as it is.
 import warnings
 
 import numpy as np
+from astropy.io import fits as astropy_fits
 
 from stellar_nb import config
 from stellar_nb.data import fits
@@ -124,7 +125,9 @@ def read_upload(content, name="upload"):
     Raises
     ------
     DashboardInputError
-        If the file is too large, not FITS, damaged, lacks flux/loglam, or has no usable pixel.
+        If the file is too large, not FITS, damaged, lacks flux/loglam, or has no usable pixel;
+        the message starts with ``name``. A fault of the reader itself (any other exception) is
+        reported the same way, as "the reader failed unexpectedly", so the dashboard keeps running.
     """
     content = bytes(content)
     if len(content) > MAX_UPLOAD_BYTES:
@@ -142,6 +145,19 @@ def read_upload(content, name="upload"):
             spectrum = fits.read_spectrum(content)
         except fits.SpectrumReadError as error:
             raise DashboardInputError(str(error).replace("<bytes>", name)) from None
+        except astropy_fits.VerifyError as error:
+            raise DashboardInputError(
+                f"{name}: a damaged FITS header ({str(error).split(',')[0]})"
+            ) from None
+        except MemoryError:
+            raise DashboardInputError(
+                f"{name}: its header claims more data than fits in memory: a damaged file"
+            ) from None
+        except Exception as error:  # the dashboard must outlive a fault of the reader
+            raise DashboardInputError(
+                f"{name}: cannot be read: the reader failed unexpectedly "
+                f"({type(error).__name__}: {error}); please report this file"
+            ) from None
     for warning in caught:
         if issubclass(warning.category, fits.SpectrumQualityWarning) and "no pixel" in str(
             warning.message

@@ -10,13 +10,22 @@ one binary buffer; the bytes are handed to a callback and never executed or unpi
 import anywidget
 import traitlets
 
-__all__ = ["SpectrumUpload"]
+__all__ = ["ACCEPT", "SpectrumUpload"]
+
+#: What the file picker offers. Browsers match ``accept`` on the last suffix only, so gzipped
+#: files need ``.gz`` and the gzip media types as well as ``.fits.gz``; the bytes are then
+#: recognised by their content (:func:`stellar_nb.dashboard.inputs.read_upload`).
+ACCEPT = (
+    ".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".gz",
+    "application/fits", "image/fits", "application/gzip", "application/x-gzip",
+)  # fmt: skip
 
 _ESM = """
+const ACCEPT = "__ACCEPT__";
 function render({ model, el }) {
   const input = document.createElement("input");
   input.type = "file";
-  input.accept = ".fits,.fit,.fits.gz,application/fits";
+  input.accept = ACCEPT;
   input.className = "stellar-upload-input";
   const note = document.createElement("span");
   note.className = "stellar-upload-note";
@@ -38,7 +47,7 @@ function render({ model, el }) {
   el.appendChild(note);
 }
 export default { render };
-"""
+""".replace("__ACCEPT__", ",".join(ACCEPT))
 
 
 class SpectrumUpload(anywidget.AnyWidget):

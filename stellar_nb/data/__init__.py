@@ -35,7 +35,7 @@ __getattr__, __dir__ = lazy.attach(
         "read_split": "tables",
         "split_path": "tables",
         "to_specutils": "convert",
-        "write_spectrum": "fits",
+        "write_spectrum": "spec_lite",
         "write_split": "tables",
     },
 )

@@ -2,7 +2,7 @@
 
 :func:`read_spectrum` recognises the layout from the file's content, never its name, and hands it
 to its reader: DR8+ ``spec`` and DR7 ``spSpec`` files in :mod:`stellar_nb.data.sdss_layouts`,
-LAMOST LRS files in :mod:`stellar_nb.data.lamost`; gzip is undone here. :func:`write_spectrum`
+LAMOST LRS files in :mod:`stellar_nb.data.lamost`; gzip is undone here. :mod:`stellar_nb.data.spec_lite`
 writes the DR12 ``spec-lite`` data model; :mod:`stellar_nb.data.convert` converts to and from
 specutils.
 
@@ -15,33 +15,35 @@ import dataclasses
 import gzip
 import io
 import os
+import stat
 import warnings
 import zlib
-from pathlib import Path
 
 import numpy as np
 from astropy import units as u
 from astropy.io import fits
 
-from stellar_nb import files
 from stellar_nb.data import hdu, lamost, sdss_layouts
 
 __all__ = [
     "FLUX_UNIT",
+    "MAX_FILE_BYTES",
+    "MAX_PIXELS",
     "Spectrum",
     "SpectrumQualityWarning",
     "SpectrumReadError",
     "checked_spectrum",
+    "median_snr",
     "read_spectrum",
-    "write_spectrum",
 ]
 
 #: Flux density unit of SDSS spectra.
 FLUX_UNIT = u.Unit("1e-17 erg / (s cm2 Angstrom)")
-_STANDARD_SPECOBJ = ("PLATE", "MJD", "FIBERID", "CLASS", "SUBCLASS", "Z", "SN_MEDIAN_ALL")
 _GZIP_MAGIC = b"\x1f\x8b"
-#: Largest decompressed gzip input read from bytes (a spectrum is well under 10 MB).
-_MAX_GZIP_BYTES = 2**28
+#: Most bytes read from one file, and most a gzip file may decompress to (a spectrum is < 10 MB).
+MAX_FILE_BYTES = 64 * 2**20
+#: Most pixels in one spectrum (SDSS and LAMOST spectra have 2,800-4,700).
+MAX_PIXELS = 100_000
 
 
 class SpectrumReadError(ValueError):
@@ -101,7 +103,7 @@ def _name(source):
     return str(getattr(source, "name", "<file object>"))
 
 
-def _median_snr(flux, ivar):
+def median_snr(flux, ivar):
     good = ivar > 0
     return float(np.median(np.abs(flux[good]) * np.sqrt(ivar[good]))) if good.any() else 0.0
 
@@ -121,28 +123,55 @@ def _layout(hdul, name):
 
 
 def _gunzip(data, name):
+    # At most MAX_FILE_BYTES + 1 bytes are ever decompressed: a gzip bomb stops there.
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            data = stream.read(_MAX_GZIP_BYTES + 1)
+            data = stream.read(MAX_FILE_BYTES + 1)
     except (OSError, EOFError, zlib.error) as error:
         raise SpectrumReadError(f"{name}: damaged gzip data ({error})") from None
-    if len(data) > _MAX_GZIP_BYTES:
+    if len(data) > MAX_FILE_BYTES:
         raise SpectrumReadError(
-            f"{name}: gzip data decompresses to over {_MAX_GZIP_BYTES // 2**20} MB; not a spectrum"
+            f"{name}: gzip data decompresses to more than {MAX_FILE_BYTES // 2**20} MB; "
+            "not a spectrum"
         )
+    return data
+
+
+def _read_file(path, name):
+    """The bytes of a regular file of at most MAX_FILE_BYTES; nothing else is opened."""
+    mode = os.stat(path).st_mode  # FileNotFoundError for a missing file or a dangling link
+    if not stat.S_ISREG(mode):
+        kind = next(
+            (label for test, label in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket")) if test(mode)),
+            "not a regular file",
+        )  # fmt: skip
+        raise SpectrumReadError(f"{name}: is {kind}, not a regular file; not read")
+    size = os.stat(path).st_size
+    if size > MAX_FILE_BYTES:
+        raise SpectrumReadError(
+            f"{name}: {size / 2**20:.0f} MB is more than the {MAX_FILE_BYTES // 2**20} MB "
+            "a spectrum file may have; not read"
+        )
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise SpectrumReadError(f"{name}: grew past {MAX_FILE_BYTES // 2**20} MB while read")
     return data
 
 
 def _open(source, name):
     # Gzip is undone here for paths as for bytes: astropy cannot open gzip bytes in memory, and
     # from a truncated .fits.gz path it silently drops the HDUs cut off.
+    # Every input becomes bytes first (a regular file, at most MAX_FILE_BYTES, gzip undone
+    # with the same bound), and every HDU's claimed size is checked against them before
+    # astropy sees them: a lying header must not make it allocate gigabytes.
     if isinstance(source, (str, os.PathLike)):
         try:
-            with open(source, "rb") as handle:
-                if handle.read(2) == _GZIP_MAGIC:
-                    source = _GZIP_MAGIC + handle.read()
+            source = _read_file(source, name)
         except FileNotFoundError:
-            raise
+            raise FileNotFoundError(f"{name}: no such file") from None
         except OSError as error:
             raise SpectrumReadError(f"{name}: cannot be read ({error})") from None
     elif not isinstance(source, (bytes, bytearray, memoryview)):
@@ -150,19 +179,34 @@ def _open(source, name):
             raise TypeError(
                 f"source must be a path, bytes or a binary file object, got {type(source).__name__}"
             )
-        source = source.read()
+        source = source.read(MAX_FILE_BYTES + 1)
         if isinstance(source, str):
             raise TypeError(f"{name}: file object is open in text mode; open it with mode 'rb'")
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
+        if len(data) > MAX_FILE_BYTES:
+            raise SpectrumReadError(f"{name}: more than {MAX_FILE_BYTES // 2**20} MB; not read")
         if data[:2] == _GZIP_MAGIC:
             data = _gunzip(data, name)
+        try:
+            hdu.check_sizes(data)
+        except hdu.LayoutError as error:
+            raise SpectrumReadError(f"{name}: {error}") from None
         source = io.BytesIO(data)
     try:
         return fits.open(source, memmap=False, lazy_load_hdus=False)
     except FileNotFoundError:
         raise
-    except (OSError, EOFError, zlib.error, ValueError, TypeError, IndexError) as error:
+    except (
+        OSError,
+        EOFError,
+        zlib.error,
+        ValueError,
+        TypeError,
+        IndexError,
+        MemoryError,
+        fits.VerifyError,
+    ) as error:
         raise SpectrumReadError(f"{name}: not a FITS file or a damaged one ({error})") from None
 
 
@@ -208,7 +252,14 @@ def read_spectrum(source):
             flux, loglam, ivar, and_mask, meta = reader(hdul)
         except hdu.LayoutError as error:
             raise SpectrumReadError(f"{name}: {error}") from None
-        except (KeyError, IndexError, TypeError, ValueError) as error:
+        except (
+            KeyError,
+            IndexError,
+            TypeError,
+            ValueError,
+            MemoryError,
+            fits.VerifyError,
+        ) as error:
             if isinstance(error, SpectrumReadError):
                 raise
             raise SpectrumReadError(f"{name}: damaged spectrum file ({error!r})") from None
@@ -248,6 +299,10 @@ def checked_spectrum(flux, loglam, ivar, and_mask, meta, name):
         )
     if flux.size < 2:
         raise SpectrumReadError(f"{name}: spectrum has {flux.size} pixel(s)")
+    if flux.size > MAX_PIXELS:
+        raise SpectrumReadError(
+            f"{name}: spectrum has {flux.size:,} pixels, more than the {MAX_PIXELS:,} allowed"
+        )
     if not np.all(np.isfinite(loglam)) or not np.all(np.diff(loglam) > 0):
         raise SpectrumReadError(f"{name}: loglam is not finite and strictly increasing")
     if loglam[0] < 2.5 or loglam[-1] > 5.5:
@@ -268,123 +323,11 @@ def checked_spectrum(flux, loglam, ivar, and_mask, meta, name):
         warnings.warn(f"{name}: no pixel has ivar > 0", SpectrumQualityWarning, stacklevel=3)
     meta = dict(meta, path=name)
     if meta.get("snr") is None:
-        meta["snr"] = _median_snr(flux, ivar)
+        meta["snr"] = median_snr(flux, ivar)
     return Spectrum(
         flux=flux.astype(np.float32),
         loglam=loglam,
         ivar=ivar.astype(np.float32),
         and_mask=and_mask.astype(np.int32),
         meta=meta,
-    )
-
-
-def _specobj_columns(spectrum):
-    meta = spectrum.meta
-    values = {
-        "PLATE": (int(meta.get("plate") or 0), "J"),
-        "MJD": (int(meta.get("mjd") or 0), "J"),
-        "FIBERID": (int(meta.get("fiber") or 0), "J"),
-        "CLASS": (str(meta.get("objclass") or ""), "6A"),
-        "SUBCLASS": (str(meta.get("subclass") or ""), "21A"),
-        "Z": (float(meta.get("z") or 0.0), "E"),
-        "SN_MEDIAN_ALL": (float(meta.get("snr") or _median_snr(spectrum.flux, spectrum.ivar)), "E"),
-        "PLUG_RA": (float(meta.get("ra") or 0.0), "D"),
-        "PLUG_DEC": (float(meta.get("dec") or 0.0), "D"),
-        "SPECOBJID": (str(meta.get("specobjid") or ""), "22A"),
-    }
-    for key, value in (meta.get("specobj") or {}).items():
-        key = key.upper()
-        if key in values or key in _STANDARD_SPECOBJ:
-            continue
-        if isinstance(value, (bool, np.bool_)):
-            values[key] = (int(value), "J")
-        elif isinstance(value, (int, np.integer)):
-            values[key] = (int(value), "K")
-        elif isinstance(value, (float, np.floating)):
-            values[key] = (float(value), "D")
-        elif isinstance(value, str):
-            values[key] = (value, f"{max(len(value), 1)}A")
-    return fits.BinTableHDU.from_columns(
-        [
-            fits.Column(name=key, format=fmt, array=np.array([value]))
-            for key, (value, fmt) in values.items()
-        ],
-        name="SPECOBJ",
-    )
-
-
-def write_spectrum(path, spectrum):
-    """Write ``spectrum`` as a DR12-data-model ``spec-lite`` file, atomically.
-
-    HDU0 is a primary header (PLATEID, MJD, FIBERID, RA, DEC, PLUG_RA, PLUG_DEC, RUN2D, BUNIT,
-    COEFF0, COEFF1, VACUUM); HDU1 ``COADD`` has ``flux, loglam, ivar, and_mask, or_mask, wdisp,
-    sky, model`` (``or_mask`` copies ``and_mask``; ``wdisp`` is 1 pixel; ``sky`` and ``model``
-    are zero: not modelled); HDU2 ``SPECOBJ`` has PLATE, MJD, FIBERID, CLASS, SUBCLASS, Z,
-    SN_MEDIAN_ALL, PLUG_RA, PLUG_DEC, SPECOBJID and any scalar in ``spectrum.meta["specobj"]``.
-
-    Parameters
-    ----------
-    path : str or pathlib.Path
-        Destination; written to a temporary file in the same folder, then renamed.
-    spectrum : Spectrum
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    path = Path(path)
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"folder {path.parent} does not exist")
-    meta = spectrum.meta
-    loglam = np.asarray(spectrum.loglam, dtype=np.float64)
-    arrays = [np.asarray(a) for a in (spectrum.flux, loglam, spectrum.ivar, spectrum.and_mask)]
-    if any(a.ndim != 1 or a.size != loglam.size for a in arrays):
-        raise ValueError(
-            f"{path}: flux, loglam, ivar and and_mask must be 1-D arrays of one length, "
-            f"got shapes {[a.shape for a in arrays]}"
-        )
-    for key in ("ra", "dec"):
-        value = float(meta.get(key) or 0.0)
-        if not np.isfinite(value):
-            raise ValueError(f"{path}: header keyword {key.upper()} must be finite, got {value}")
-    header = fits.Header()
-    for key, value in (
-        ("PLATEID", int(meta.get("plate") or 0)),
-        ("MJD", int(meta.get("mjd") or 0)),
-        ("FIBERID", int(meta.get("fiber") or 0)),
-        ("RA", float(meta.get("ra") or 0.0)),
-        ("DEC", float(meta.get("dec") or 0.0)),
-        ("PLUG_RA", float(meta.get("ra") or 0.0)),
-        ("PLUG_DEC", float(meta.get("dec") or 0.0)),
-        ("RUN2D", str(meta.get("run2d") or "26")),
-        ("BUNIT", "1E-17 erg/cm^2/s/Ang"),
-        ("COEFF0", float(loglam[0])),
-        ("COEFF1", float(np.median(np.diff(loglam))) if loglam.size > 1 else 1e-4),
-        ("VACUUM", True),
-    ):
-        header[key] = value
-    n = loglam.size
-    and_mask = np.asarray(spectrum.and_mask, dtype=np.int32)
-    columns = [
-        ("flux", "E", spectrum.flux, "1E-17 erg/cm^2/s/Ang"),
-        ("loglam", "E", loglam, "log10(Ang)"),
-        ("ivar", "E", spectrum.ivar, None),
-        ("and_mask", "J", and_mask, None),
-        ("or_mask", "J", and_mask, None),
-        ("wdisp", "E", np.ones(n), None),
-        ("sky", "E", np.zeros(n), None),
-        ("model", "E", np.zeros(n), None),
-    ]
-    coadd = fits.BinTableHDU.from_columns(
-        [
-            fits.Column(name=c, format=f, array=np.asarray(a), unit=unit)
-            for c, f, a, unit in columns
-        ],
-        name="COADD",
-    )
-    hdul = fits.HDUList([fits.PrimaryHDU(header=header), coadd, _specobj_columns(spectrum)])
-    # No CHECKSUM cards: astropy stamps them with the time, and the same spectrum must give the
-    # same bytes (downloads are verified by SHA-256 instead).
-    return files.atomic_write(
-        path, lambda temporary: hdul.writeto(temporary, overwrite=True, checksum=False)
     )

@@ -10,6 +10,9 @@
 - :mod:`~stellar_nb.preprocess.augment`: noise augmentation and Planck continua;
 - :mod:`~stellar_nb.preprocess.pipeline`: :class:`Preprocessor`, the one entry point, and
   :func:`prepare_split`, which streams a survey split in bounded memory;
+- :mod:`~stellar_nb.preprocess.store`: preprocessed folders under a run manifest
+  (:func:`~stellar_nb.preprocess.store.preprocess_survey`,
+  :func:`~stellar_nb.preprocess.store.load_split`), so a killed run is never loaded as complete;
 - :mod:`~stellar_nb.preprocess.naive`: the naive per-spectrum SciPy loop and
   :func:`compare_speed`, which times it against the package (loaded on first use);
 - ``stellar-nb preprocess``: :mod:`stellar_nb.commands.preprocess`.

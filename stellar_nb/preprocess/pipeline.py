@@ -93,7 +93,8 @@ def prepare_split(
         Leave unusable spectra out (the default); otherwise keep them as zero rows.
     out : str or pathlib.Path, optional
         Write ``X`` to this ``.npy`` file (atomically) and return it memory-mapped, so ``X`` need
-        not fit in memory either.
+        not fit in memory either. Scratch files of earlier, killed writes of it (``.NAME.*.raw``,
+        ``.NAME.*.part*``) are removed first (:func:`~stellar_nb.files.remove_stale_temporaries`).
     threads : int
         Worker threads per batch (see :func:`~stellar_nb.preprocess.spectra.preprocess_spectra`).
     continuum_degree : int
@@ -128,6 +129,9 @@ def prepare_split(
     # the output goes to a raw temporary file, not a memory map, so that written pages do not
     # count against the process; the .npy is assembled once the row count is known
     X = np.empty((total, grid.size), dtype=np.float32) if out is None else None
+    if out is not None:
+        name = Path(out).name
+        files.remove_stale_temporaries(Path(out).parent, [f".{name}.*.raw", f".{name}.*.part*"])
     labels, frames, count = [], [], 0
     with (
         open(os.devnull, "wb")

@@ -290,10 +290,10 @@ def observe_spectra(emulator, star, rng, bank=None):
 def write_fits(folder, test_path, n_fits):
     """Write the first ``n_fits`` rows of ``test_path`` as DR12 ``spec-PLATE-MJD-FIBER.fits`` files.
 
-    Uses :func:`stellar_nb.data.fits.write_spectrum` (HDU1 COADD, HDU2 SPECOBJ); the true and
+    Uses :func:`stellar_nb.data.spec_lite.write_spectrum` (HDU1 COADD, HDU2 SPECOBJ); the true and
     catalogue labels go into HDU2 as TRUE_TEFF, ..., CATALOG_LOGG. Returns the written paths.
     """
-    from stellar_nb.data import fits, tables
+    from stellar_nb.data import fits, spec_lite, tables
 
     folder = Path(folder)
     folder.mkdir(exist_ok=True)
@@ -327,5 +327,5 @@ def write_fits(folder, test_path, n_fits):
             meta=meta,
         )
         name = f"spec-{row.plate:04d}-{row.mjd:05d}-{row.fiber:04d}.fits"
-        paths.append(fits.write_spectrum(folder / name, spectrum))
+        paths.append(spec_lite.write_spectrum(folder / name, spectrum))
     return paths

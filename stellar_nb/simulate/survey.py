@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from stellar_nb import emulator as emulator_module
-from stellar_nb import schema
+from stellar_nb import files, schema
 from stellar_nb.simulate import observe, residuals
 
 __all__ = [
@@ -239,6 +239,14 @@ def _check_out_dir(out_dir):
     return out_dir
 
 
+def _remove_stale_staging(out_dir):
+    """Remove killed runs' staging: old ``.NAME.*.part`` folders, and ``.NAME.old`` (debris)."""
+    files.remove_stale_temporaries(out_dir.parent, f".{out_dir.name}.*.part")
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def simulate_survey(
     n,
     seed,
@@ -260,10 +268,13 @@ def simulate_survey(
         Seed of everything; the same seed gives byte-identical Parquet files.
     out_dir : str or pathlib.Path
         Destination folder; its parent must exist. Everything is written into a temporary sibling
-        folder that replaces ``out_dir`` only once complete, so nothing partial is left.
+        folder that replaces ``out_dir`` only once complete, so nothing partial is left. Staging
+        folders of earlier, killed runs (``.NAME.*.part`` older than this process,
+        ``.NAME.old``) are removed first; the finished folder has the usual modes (0777 less the
+        umask, not :func:`tempfile.mkdtemp`'s 0700).
     n_fits : int
         Also write this many test-split spectra as SDSS ``spec-PLATE-MJD-FIBER.fits`` files in
-        ``out_dir/fits`` (DR12 data model, :func:`stellar_nb.data.fits.write_spectrum`).
+        ``out_dir/fits`` (DR12 data model, :func:`stellar_nb.data.spec_lite.write_spectrum`).
     sizes : tuple of int, optional
         (train, validation, test) sizes summing to ``n``; default 60 / 10 / 30 %.
     emulator : stellar_nb.emulator.Emulator, optional
@@ -307,8 +318,10 @@ def simulate_survey(
         residual_bank = residuals.fit_residual_bank(degree=emulator.metadata.get("degree", 4))
     star = _draw_survey(n, int(seed), emulator, label_ranges, residual_bank)
     bounds = np.cumsum((0, *sizes))
+    _remove_stale_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".part", dir=out_dir.parent))
     try:
+        files.give_normal_mode(staging)
         for index, split in enumerate(schema.SPLITS):
             rows = star["order"][bounds[index] : bounds[index + 1]]
             _write_split(
