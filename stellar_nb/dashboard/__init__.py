@@ -6,6 +6,7 @@ Layers, each usable on its own:
   stars), every failure a readable :class:`~stellar_nb.dashboard.inputs.DashboardInputError`;
 - :mod:`~stellar_nb.dashboard.survey_cache`: the test split's predictions and the training set's
   description, cached per model and survey;
+- :mod:`~stellar_nb.dashboard.messages`: why a spectrum is refused, in the user's terms;
 - :mod:`~stellar_nb.dashboard.analysis`: one spectrum's analysis (the model's preprocessing
   stages, prediction with uncertainties, emulated spectrum, trust flags);
 - :mod:`stellar_nb.plots.dashboard`: the plotly figures;

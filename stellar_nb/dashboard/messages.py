@@ -18,7 +18,6 @@ from stellar_nb.dashboard.inputs import DashboardInputError
 from stellar_nb.preprocess import resampling
 
 __all__ = [
-    "MIN_COVERAGE_ANALYSED",
     "NON_STARS",
     "explain_preprocessing",
     "non_star",
@@ -28,11 +27,6 @@ __all__ = [
 
 #: Survey CLASS values the dashboard refuses, with their names for people.
 NON_STARS = {"GALAXY": "a galaxy", "QSO": "a quasar"}
-#: Below this fraction of the model's wavelength range covered by usable pixels the dashboard
-#: refuses the spectrum: the resampling repeats the end fluxes over the rest of the grid, so the
-#: network would see mostly made-up flux. Between this and :data:`stellar_nb.trust.MIN_COVERAGE`
-#: the spectrum is analysed with the "short coverage" flag raised.
-MIN_COVERAGE_ANALYSED = 0.5
 _LIMIT = f"±{resampling.MAX_ABS_RV_KMS:,.0f} km/s (1% of the speed of light)"
 _BEYOND = f"beyond the {_LIMIT} that any star of the Milky Way stays within"
 _PROBLEMS = {
@@ -121,7 +115,8 @@ def screen(spectrum, *, source, rv_kms, bad_pixels, grid):
     ------
     DashboardInputError
         If every pixel is masked, fewer than 4 are usable, a usable flux is not finite, the flux is
-        constant, or the usable pixels cover less than :data:`MIN_COVERAGE_ANALYSED` of ``grid``.
+        constant, or the usable pixels cover less than :data:`stellar_nb.trust.MIN_GOOD_COVERAGE` of ``grid``
+        (the trust flag "too little coverage", which makes ``predict`` withhold labels too).
     """
     good = ~np.asarray(bad_pixels, dtype=bool)
     flux = np.asarray(spectrum.flux, dtype=float)[good]
@@ -144,8 +139,8 @@ def screen(spectrum, *, source, rv_kms, bad_pixels, grid):
         raise DashboardInputError(
             f"{source}: the flux is constant ({where} {flux[0]:g}): nothing to measure"
         )
-    coverage = _coverage(spectrum, rv_kms, bad_pixels, grid)
-    if coverage < MIN_COVERAGE_ANALYSED:
+    coverage = trust.good_coverage(spectrum.loglam, bad_pixels, rv_kms, grid)
+    if coverage < trust.MIN_GOOD_COVERAGE:
         low, high = 10 ** np.asarray(grid)[[0, -1]]
         rest = 10 ** (np.asarray(spectrum.loglam)[good] - doppler.loglam_shift(rv_kms))
         model_range = f"the model's {low:,.0f}-{high:,.0f} Å"
@@ -157,27 +152,12 @@ def screen(spectrum, *, source, rv_kms, bad_pixels, grid):
         raise DashboardInputError(
             f"{source}: its usable pixels ({rest.min():,.0f}-{rest.max():,.0f} Å in the rest "
             f"frame) cover only {_percent(coverage)} of {model_range}; at least "
-            f"{100 * MIN_COVERAGE_ANALYSED:.0f}% is needed for a measurement"
+            f"{100 * trust.MIN_GOOD_COVERAGE:.0f}% is needed for a measurement"
         )
 
 
 def _percent(fraction):
     return "under 1%" if fraction < 0.01 else f"{100 * fraction:.0f}%"
-
-
-def _coverage(spectrum, rv_kms, bad_pixels, grid):
-    """The "short coverage" value of :func:`stellar_nb.trust.check`: one rule for every caller."""
-    flags = trust.check(
-        np.full(3, np.nan),
-        loglam=spectrum.loglam,
-        flux=spectrum.flux,
-        ivar=spectrum.ivar,
-        bad_pixels=bad_pixels,
-        rv_kms=rv_kms,
-        snr=None,
-        grid=grid,
-    )
-    return next(flag["value"] for flag in flags if flag["name"] == "short coverage")
 
 
 def explain_preprocessing(source, error):
