@@ -14,6 +14,7 @@ __all__ = [
     "PRETRAINED",
     "add_model_argument",
     "add_survey_argument",
+    "add_training_data_arguments",
     "common_parser",
     "config_from_args",
     "resolve_model_dir",
@@ -80,6 +81,27 @@ def add_model_argument(
         parser.add_argument("model", nargs="?", default=None, help=help)
     else:
         parser.add_argument("--model", default=None, help=help)
+
+
+def add_training_data_arguments(parser):
+    """Add ``--label-source`` and ``--input``: what a network is trained on (train and tune).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
+    parser.add_argument(
+        "--label-source",
+        default="catalog",
+        choices=("catalog", "true"),
+        help="labels to train on (default: the SSPP-like catalogue)",
+    )
+    parser.add_argument(
+        "--input",
+        default="paper",
+        choices=("paper", "continuum"),
+        help="network input: the paper's standardised spectrum, or continuum-normalised first",
+    )
 
 
 def config_from_args(args, **overrides):

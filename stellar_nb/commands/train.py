@@ -20,20 +20,9 @@ def configure_parser(parser):
         "--out", default=None, help="model directory (default DATA_HOME/models/VARIANT)"
     )
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default 30, quick 4)")
-    parser.add_argument(
-        "--label-source",
-        default="catalog",
-        choices=("catalog", "true"),
-        help="labels to train on (default: the SSPP-like catalogue)",
-    )
+    common.add_training_data_arguments(parser)
     parser.add_argument(
         "--restart", action="store_true", help="discard an interrupted run's checkpoint"
-    )
-    parser.add_argument(
-        "--input",
-        default="paper",
-        choices=("paper", "continuum"),
-        help="network input: the paper's standardised spectrum, or continuum-normalised first",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 

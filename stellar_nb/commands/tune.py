@@ -10,6 +10,7 @@ __all__ = ["configure_parser", "run"]
 def configure_parser(parser):
     """Options of ``stellar-nb tune``."""
     common.add_survey_argument(parser)
+    common.add_training_data_arguments(parser)
     parser.add_argument(
         "--trials", type=int, default=None, help="number of trials (default: 100, quick 3)"
     )
@@ -32,7 +33,14 @@ def run(args):
     }
     config = common.config_from_args(args, **overrides)
     survey = simulate.resolve_survey(args.survey, config)
-    result = tune(config, survey, project_name=args.project, overwrite=args.overwrite)
+    result = tune(
+        config,
+        survey,
+        project_name=args.project,
+        overwrite=args.overwrite,
+        label_source=args.label_source,
+        input_variant=args.input,
+    )
     print(f"{len(result['trials'])} trials; best validation loss {result['val_loss']:.4f}")
     print(json.dumps(result["hyperparameters"], indent=2))
     print(f"written: {result['path']}")
