@@ -5,22 +5,26 @@ It serves three things, so that the real client code of :mod:`stellar_nb.data.sd
 
 - static files below ``root`` (spectra in the DR12 SAS layout), with HTTP ``Range`` support;
 - SkyServer ``SqlSearch`` answers (``?cmd=SQL&format=csv|json``) computed by SQLite from a
-  fixture catalogue (``specObj`` and ``sppParams`` tables; T-SQL ``TOP n`` is translated);
+  fixture catalogue put into tables with the real DR12 columns of ``sppParams`` and
+  ``SpecObjAll`` plus the ``SpecObj`` view (:mod:`dr12_schema`; T-SQL ``TOP n`` is translated).
+  As on the real service, CSV comes as ``text/plain`` and a SQL error (unknown column or table)
+  as HTTP 500 with a JSON body whose ``ErrorMessage`` words it as SQL Server does;
 - Hugging Face dataset file listings (``/api/datasets/REPO/tree/REV``) and ``resolve`` URLs.
 
-Faults can be injected per path (``404``, ``500``, ``timeout``, ``truncate``, ``stall``,
-``html``, ``corrupt``), each for a given number of requests, to exercise retries and error
+Faults can be injected per path (``404``, ``500``, ``503``, ``429`` with ``Retry-After``,
+``timeout``, ``truncate``, ``stall``, ``html``, ``corrupt``, ``error_table``: SkyServer's HTTP 200
+one-column ``error_message`` table), each for a given number of requests, to exercise retries and error
 reporting.
 
 Example: serve a dozen synthetic stars and run the real client::
 
     import loopback
-    from stellar_nb.data import sdss
+    from stellar_nb.data import sdss, splits
     site = loopback.synthetic_site("site", n=12, seed=0)      # spec-*.fits + catalogue
     with loopback.LoopbackServer(site.root, catalogue=site.catalogue) as server:
         catalogue = sdss.query_sspp(12, base_url=server.skyserver_url, page_size=5)
         report = sdss.download_spectra(catalogue, "spectra", base_url=server.sas_url)
-        summary = sdss.build_splits(catalogue, "spectra", "survey", sizes=(8, 2, 2))
+        summary = splits.build_splits(catalogue, "spectra", "survey", sizes=(8, 2, 2))
 
 To serve rows of the simulated survey instead, build the site from a split table::
 
@@ -40,6 +44,7 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import dr12_schema
 import numpy as np
 import pandas as pd
 
@@ -48,31 +53,26 @@ from stellar_nb.data import fits, sdss, spec_lite
 
 __all__ = ["FAULTS", "LoopbackServer", "Site", "site_from_split", "synthetic_site"]
 
-FAULTS = ("404", "500", "timeout", "truncate", "stall", "html", "corrupt")
-#: Catalogue columns split into the two SkyServer tables the query joins.
-SPECOBJ_COLUMNS = (
-    "specObjID",
-    "plate",
-    "mjd",
-    "fiberID",
-    "ra",
-    "dec",
-    "class",
-    "subClass",
-    "z",
-    "run2d",
-    "sciencePrimary",
+FAULTS = (
+    "404",
+    "500",
+    "503",
+    "429",
+    "timeout",
+    "truncate",
+    "stall",
+    "html",
+    "corrupt",
+    "error_table",
 )
+#: Seconds a ``429`` fault asks the client to wait (``Retry-After``).
+RETRY_AFTER_SECONDS = 1
 
 
 def _sql_frame(sql, catalogue):
     connection = sqlite3.connect(":memory:")
     try:
-        frame = catalogue.copy()
-        specobj = frame[[c for c in SPECOBJ_COLUMNS if c in frame]]
-        spp = frame[[c for c in frame.columns if c not in SPECOBJ_COLUMNS or c == "specObjID"]]
-        specobj.to_sql("specObj", connection, index=False)
-        spp.to_sql("sppParams", connection, index=False)
+        dr12_schema.build_tables(connection, catalogue)
         top = re.search(r"\bselect\s+top\s+\(?(\d+)\)?", sql, flags=re.IGNORECASE)
         if top:
             sql = sql[: top.start()] + "SELECT" + sql[top.end() :] + f" LIMIT {top.group(1)}"
@@ -99,6 +99,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parsed = urllib.parse.urlsplit(self.path)
         owner = self.server.owner
         owner.requests.append((parsed.path, self.headers.get("Range")))
+        owner.user_agents.append(self.headers.get("User-Agent"))
         if owner._take_fault(parsed.path, self):
             return
         params = dict(urllib.parse.parse_qsl(parsed.query))
@@ -127,12 +128,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         try:
             frame = _sql_frame(params.get("cmd", ""), self.server.owner.catalogue)
         except (sqlite3.Error, pd.errors.DatabaseError) as error:
-            return self._send(500, f"SQL error: {error}".encode(), "text/plain")
+            # the real SqlSearch answers a SQL Server error as HTTP 500 with a JSON body
+            message = dr12_schema.sql_server_message(error.__cause__ or error)
+            body = {"ErrorCode": 500, "ErrorType": "SqlException", "ErrorMessage": message}
+            return self._send(500, json.dumps(body).encode(), "application/json")
         if params.get("format", "csv").lower() == "json":
             rows = json.loads(frame.to_json(orient="records"))
             body = json.dumps([{"TableName": "Table1", "Rows": rows}]).encode()
             return self._send(200, body, "application/json")
-        return self._send(200, _csv(frame), "text/csv")
+        return self._send(200, _csv(frame), "text/plain")
 
     def _tree(self, repo, params):
         directory = self.server.owner.datasets.get(repo)
@@ -186,9 +190,9 @@ class LoopbackServer:
     root : str or pathlib.Path, optional
         Folder served as static files (URL path = path below ``root``).
     catalogue : pandas.DataFrame, optional
-        Rows answering SkyServer SQL, with ``specObj`` columns (``specObjID, plate, mjd,
-        fiberID, ra, dec, class, subClass, z, run2d, sciencePrimary``) and ``sppParams``
-        columns (``teffadop, teffadopunc, fehadop, ..., rvadop, snr``).
+        Rows answering SkyServer SQL; each column (any case) must be a DR12 ``SpecObjAll`` or
+        ``sppParams`` column (``specObjID, plate, mjd, fiberID, ra, dec, class, ..., teffadop,
+        teffadopunc, ..., elodiervfinal, elodiervfinalerr, flag, snr``); see :mod:`dr12_schema`.
     datasets : dict, optional
         ``{"owner/name": folder}``: Hugging Face datasets to serve.
     slow_seconds : float
@@ -207,10 +211,12 @@ class LoopbackServer:
     ):
         self.root = None if root is None else Path(root)
         self.catalogue = pd.DataFrame() if catalogue is None else catalogue
+        dr12_schema.check_columns(self.catalogue)
         self.datasets = {name: Path(folder) for name, folder in (datasets or {}).items()}
         self.slow_seconds = float(slow_seconds)
         self.tree_page = int(tree_page)
         self.requests = []
+        self.user_agents = []
         self._faults = {}
         self._lock = threading.Lock()
         self._server = None
@@ -228,8 +234,15 @@ class LoopbackServer:
             if fault is None or fault.times <= 0:
                 return False
             fault.times -= 1
-        if fault.kind in ("404", "500"):
+        if fault.kind in ("404", "500", "503"):
             handler._send(int(fault.kind), f"injected HTTP {fault.kind}".encode(), "text/plain")
+        elif fault.kind == "429":
+            handler._send(
+                429, b"too many requests", "text/plain", [("Retry-After", str(RETRY_AFTER_SECONDS))]
+            )
+        elif fault.kind == "error_table":  # SkyServer's other way to report an error
+            body = b"#Table1\nerror_message\ninjected: Query timed out after 600 seconds\n"
+            handler._send(200, body, "text/plain")
         elif fault.kind == "html":
             handler._send(200, b"<html><body>Service unavailable</body></html>", "text/html")
         elif fault.kind == "timeout":
@@ -374,7 +387,8 @@ def synthetic_site(directory, n=12, *, seed=0, run2d="26"):
                   "run2d": run2d, "specobjid": (plate << 50) + (fiber << 38) + index},
         )  # fmt: skip
         labels = {"teffadop": teff, "teffadopunc": 80.0, "fehadop": feh, "fehadopunc": 0.1,
-                  "loggadop": logg, "loggadopunc": 0.2, "rvadop": rng.normal(0, 100), "snr": snr}  # fmt: skip
+                  "loggadop": logg, "loggadopunc": 0.2, "elodiervfinal": rng.normal(0, 100),
+                  "elodiervfinalerr": 2.0, "flag": "nnnnn", "snr": snr}  # fmt: skip
         _add(root, spectrum, labels, records)
     return Site(root=root, catalogue=pd.DataFrame.from_records(records))
 
@@ -410,6 +424,9 @@ def site_from_split(frame, directory, *, run2d="26"):
         spectrum = fits.Spectrum(row["flux"], row["loglam"], row["ivar"], row["mask"], meta)
         labels = {f"{label}adop{suffix}": float(row[f"catalog_{label}{'_unc' if suffix else ''}"])
                   for label in schema.LABELS for suffix in ("", "unc")}  # fmt: skip
-        labels.update(rvadop=float(row["rv_adop"]), snr=float(row["snr"]))
+        labels.update(
+            elodiervfinal=float(row["rv_adop"]), elodiervfinalerr=2.0, flag="nnnnn",
+            snr=float(row["snr"]),
+        )  # fmt: skip
         _add(root, spectrum, labels, records)
     return Site(root=root, catalogue=pd.DataFrame.from_records(records))

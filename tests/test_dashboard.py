@@ -360,11 +360,12 @@ def test_kiel_click_loads_the_star(dashboard, cache):
 
 
 def test_fetch_by_plate_mjd_fiber_from_a_loopback_sas(
-    dashboard, quick_survey, tmp_path, model, emulator, cache
+    dashboard, quick_survey, tmp_path, model, emulator, cache, monkeypatch
 ):
     frame = tables.read_split(quick_survey, "test", rows=slice(0, 3))
     site = loopback.site_from_split(frame, tmp_path / "site")
-    with loopback.LoopbackServer(site.root) as server:
+    with loopback.LoopbackServer(site.root, catalogue=site.catalogue) as server:
+        monkeypatch.setenv("STELLAR_NB_SKYSERVER_URL", server.skyserver_url)
         dashboard.sas_url = server.sas_url
         row = frame.iloc[1]
         assert dashboard.load_sdss(f"{row.plate}-{row.mjd}-{row.fiber}")
@@ -374,12 +375,39 @@ def test_fetch_by_plate_mjd_fiber_from_a_loopback_sas(
         name = f"spec-{row.plate:04d}-{row.mjd:05d}-{row.fiber:04d}.fits"
         assert dashboard.analysis.source == name
         assert not dashboard.load_sdss("1-51000-1")
-        assert "not found" in dashboard.status.value and f"previous spectrum: {name}" in (
-            dashboard.status.value
-        )
+        assert "not found: DR12 has no spectrum" in dashboard.status.value
+        assert f"previous spectrum: {name}" in dashboard.status.value
+        # one SkyServer lookup per fetch (three fetches), one SAS request per found spectrum
+        sql = [path for path, _ in server.requests if path.endswith("/SqlSearch")]
+        sas = [path for path, _ in server.requests if path.endswith(name)]
+        assert (len(sql), len(sas)) == (3, 2)
     dashboard.sas_url = "http://127.0.0.1:9"  # nothing listens on the discard port
     assert not dashboard.load_sdss(f"{row.plate}-{row.mjd}-{row.fiber}")
-    assert "cannot download" in dashboard.status.value
+    assert "cannot download" in dashboard.status.value and "offline?" in dashboard.status.value
+
+
+def test_fetch_spectrum_finds_boss_spectra_by_their_run2d(tmp_path):
+    site = loopback.synthetic_site(tmp_path / "site", n=2, seed=5, run2d="v5_7_0")
+    row = site.catalogue.iloc[1]
+    with loopback.LoopbackServer(site.root, catalogue=site.catalogue) as server:
+        spectrum = inputs.fetch_spectrum(
+            row.plate, row.mjd, row.fiberID,
+            base_url=server.sas_url, skyserver_url=server.skyserver_url,
+        )  # fmt: skip
+        fetched = [path for path, _ in server.requests if path.endswith(".fits")]
+        server.fail(fetched[0], "404")
+        with pytest.raises(
+            inputs.DashboardInputError, match=r"though DR12 lists it \(run2d v5_7_0\)"
+        ):
+            inputs.fetch_spectrum(
+                row.plate, row.mjd, row.fiberID,
+                base_url=server.sas_url, skyserver_url=server.skyserver_url,
+            )  # fmt: skip
+    assert fetched == [
+        f"/boss/spectro/redux/v5_7_0/spectra/lite/{row.plate:04d}/"
+        f"spec-{row.plate:04d}-{row.mjd:05d}-{row.fiberID:04d}.fits"
+    ]
+    assert (spectrum.meta["plate"], spectrum.meta["fiber"]) == (row.plate, row.fiberID)
 
 
 def test_dashboard_kernel_skips_heavy_imports(quick_config, quick_survey, model_dir):

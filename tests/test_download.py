@@ -210,3 +210,9 @@ def test_resume_after_killing_the_downloading_process(site, tmp_path):
     report = fetch([remote(server, "d/f5.bin")], out)
     assert report.ok and (out / "d" / "f5.bin").read_bytes() == contents["d/f5.bin"]
     assert server.requests[-1] == ("/d/f5.bin", f"bytes={kept}-")
+
+
+def test_requests_carry_the_user_agent(site, tmp_path):
+    server, _ = site
+    report = fetch([remote(server, "d/f0.bin")], tmp_path / "out")
+    assert report.ok and server.user_agents == [download.USER_AGENT]

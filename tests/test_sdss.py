@@ -1,5 +1,6 @@
 """Tests of stellar_nb.data.sdss: the real client against SkyServer/SAS stand-ins on loopback."""
 
+import re
 import shutil
 
 import loopback
@@ -8,8 +9,9 @@ import pandas as pd
 import pytest
 from astropy.io import fits as astropy_fits
 
+import stellar_nb
 from stellar_nb import schema
-from stellar_nb.data import fits, sdss, spec_lite, tables
+from stellar_nb.data import download, fits, sdss, skyserver, spec_lite, splits, tables
 
 SQL_PATH = "/dr12/SkyserverWS/SearchTools/SqlSearch"
 
@@ -52,7 +54,8 @@ def test_query_pages_by_specobjid(site):
     expected = site.catalogue.set_index("specObjID")
     row = frame.iloc[7]
     assert row["catalog_teff"] == pytest.approx(expected.loc[row["spec_id"], "teffadop"])
-    assert row["rv_adop"] == pytest.approx(expected.loc[row["spec_id"], "rvadop"])
+    assert row["rv_adop"] == pytest.approx(expected.loc[row["spec_id"], "elodiervfinal"])
+    assert row["rv_adop_unc"] == pytest.approx(expected.loc[row["spec_id"], "elodiervfinalerr"])
     assert (row["plate"], row["fiber"], row["objclass"]) == (
         expected.loc[row["spec_id"], "plate"],
         expected.loc[row["spec_id"], "fiberID"],
@@ -132,10 +135,50 @@ def test_query_retries_a_transient_500(site):
         assert len(sdss.query_sspp(4, base_url=server.skyserver_url, retries=2)) == 4
 
 
-def test_sql_error_message_is_passed_on(site):
-    with served(site, site.catalogue.drop(columns=["teffadop"])) as server:
-        with pytest.raises(sdss.SkyServerError, match=r"SQL error.*teffadop"):
-            sdss.query_sspp(5, base_url=server.skyserver_url, retries=0)
+def test_a_wrong_column_fails_with_the_servers_message_and_no_retry(site):
+    """The loopback tables have the real DR12 columns: the old ``p.rvadop`` is rejected."""
+    wrong = sdss.build_query(5).replace("p.elodiervfinal AS rv_adop", "p.rvadop")
+    with served(site) as server:
+        with pytest.raises(
+            sdss.SkyServerError, match=r"HTTP 500.*Invalid column name 'rvadop'"
+        ) as caught:
+            skyserver.sql_search(wrong, base_url=server.skyserver_url, retries=3)
+        sql_requests = [path for path, _ in server.requests if path == SQL_PATH]
+    assert caught.value.permanent and len(sql_requests) == 1
+
+
+def test_the_query_only_names_real_dr12_columns():
+    import dr12_schema
+
+    sql = sdss.build_query(5)
+    tables = {"s": dr12_schema.SPECOBJALL_COLUMNS, "p": dr12_schema.SPP_PARAMS_COLUMNS}
+    named = re.findall(r"\b([sp])\.(\w+)", sql)
+    assert len(named) > 20
+    for alias, column in named:
+        assert column.lower() in {name.lower() for name in tables[alias]}, (alias, column)
+
+
+def test_loopback_rejects_a_catalogue_column_dr12_lacks(site):
+    with pytest.raises(ValueError, match=r"\['rvadop'\] are in neither DR12"):
+        served(site, site.catalogue.assign(rvadop=1.0))
+
+
+def test_critical_sspp_flags_are_dropped_and_counted(site):
+    catalogue = site.catalogue.copy()
+    catalogue.loc[[1, 4, 9], "flag"] = ["Dnnnn", "Vnnnn", "Nnnnn"]
+    catalogue.loc[2, "flag"] = "nnBnn"  # cautionary only: kept
+    with served(site, catalogue) as server:
+        with pytest.warns(UserWarning, match="dropped 3 star.*SSPP FLAG"):
+            frame = sdss.query_sspp(12, base_url=server.skyserver_url, page_size=5)
+    assert frame.attrs["dropped_flag"] == 3 and len(frame) == 9
+    assert set(frame["spec_id"]).isdisjoint(catalogue.loc[[1, 4, 9], "specObjID"])
+    assert catalogue.loc[2, "specObjID"] in set(frame["spec_id"])
+    assert sdss.reliable_flag(["nnnnn", "Dnnnn", "", "nNnnn"]).tolist() == [
+        True,
+        False,
+        False,
+        True,
+    ]
 
 
 def test_spectrum_path_sdss_and_boss_trees():
@@ -206,7 +249,7 @@ def test_build_splits_rejects_bad_spectra_and_writes_schema(site, tmp_path):
     catalogue = pd.concat([frame, missing], ignore_index=True)
     catalogue.loc[12, "spec_id"] = 1  # distinct id for the missing file
     with pytest.warns(UserWarning, match="6 spectra rejected"):
-        report = sdss.build_splits(
+        report = splits.build_splits(
             catalogue,
             tmp_path / "spectra",
             tmp_path / "survey",
@@ -258,7 +301,7 @@ def test_build_splits_is_seeded_and_shrinks_sizes(site, tmp_path):
         sdss.download_spectra(frame, tmp_path / "spectra", base_url=server.sas_url, progress=False)
     orders = []
     for seed, name in ((4, "a"), (4, "b"), (5, "c")):
-        sdss.build_splits(
+        splits.build_splits(
             frame, tmp_path / "spectra", tmp_path / name, sizes=(6, 3, 3), seed=seed, progress=False
         )
         orders.append(
@@ -269,12 +312,12 @@ def test_build_splits_is_seeded_and_shrinks_sizes(site, tmp_path):
         UserWarning,
         match=r"only 12 usable spectra for splits of \(30, 5, 15\); writing \(7, 1, 3\)",
     ):
-        report = sdss.build_splits(
+        report = splits.build_splits(
             frame, tmp_path / "spectra", tmp_path / "d", sizes=(30, 5, 15), progress=False
         )
     assert report.counts == {"train": 7, "validation": 1, "test": 3}
     with pytest.raises(ValueError, match="three non-negative counts"):
-        sdss.build_splits(frame, tmp_path / "spectra", tmp_path / "e", sizes=(1, 2))
+        splits.build_splits(frame, tmp_path / "spectra", tmp_path / "e", sizes=(1, 2))
 
 
 def test_real_sdss_files_through_the_client(sdss_fixtures, tmp_path):
@@ -290,7 +333,7 @@ def test_real_sdss_files_through_the_client(sdss_fixtures, tmp_path):
         row = {"specObjID": meta["specobjid"], "plate": meta["plate"], "mjd": meta["mjd"], "fiberID": meta["fiber"],
                "ra": meta["ra"], "dec": meta["dec"], "class": "STAR", "subClass": meta["subclass"], "z": meta["z"],
                "run2d": "26", "sciencePrimary": 1, "teffadop": teff, "teffadopunc": 90.0, "fehadop": -1.0,
-               "fehadopunc": 0.1, "loggadop": 4.0, "loggadopunc": 0.2, "rvadop": 10.0, "snr": 12.0}  # fmt: skip
+               "fehadopunc": 0.1, "loggadop": 4.0, "loggadopunc": 0.2, "elodiervfinal": 10.0, "snr": 12.0}  # fmt: skip
         rows.append(row)
         target = root / sdss.spectrum_path(
             {"plate": meta["plate"], "mjd": meta["mjd"], "fiber": meta["fiber"], "run2d": "26"}
@@ -305,7 +348,7 @@ def test_real_sdss_files_through_the_client(sdss_fixtures, tmp_path):
         )
     assert report.ok
     with pytest.warns(UserWarning, match="1 spectra rejected"):
-        built = sdss.build_splits(
+        built = splits.build_splits(
             catalogue, tmp_path / "spectra", tmp_path / "survey", sizes=(1, 0, 0), progress=False
         )
     assert "CLASS GALAXY" in built.rejected[299492975510054912]
@@ -318,7 +361,7 @@ def test_site_from_split_round_trip(site, tmp_path):
     frame = catalogue_rows(site)
     with served(site) as server:
         sdss.download_spectra(frame, tmp_path / "spectra", base_url=server.sas_url, progress=False)
-    sdss.build_splits(
+    splits.build_splits(
         frame, tmp_path / "spectra", tmp_path / "first", sizes=(12, 0, 0), progress=False
     )
     original = tables.read_split(tmp_path / "first", "train")
@@ -329,7 +372,7 @@ def test_site_from_split_round_trip(site, tmp_path):
         sdss.download_spectra(
             catalogue, tmp_path / "spectra2", base_url=server.sas_url, progress=False
         )
-    sdss.build_splits(
+    splits.build_splits(
         catalogue,
         tmp_path / "spectra2",
         tmp_path / "second",
@@ -386,3 +429,94 @@ def test_real_skyserver_and_sas(tmp_path):
     assert report.ok
     spectrum = fits.read_spectrum(report.paths[0])
     assert spectrum.meta["plate"] == catalogue.loc[0, "plate"] and spectrum.is_star
+
+
+@pytest.fixture
+def waits(monkeypatch):
+    """Record the client's back-off waits instead of sleeping."""
+    recorded = []
+    monkeypatch.setattr(skyserver, "_sleep", recorded.append)
+    return recorded
+
+
+def sql_count(server):
+    return sum(path == SQL_PATH for path, _ in server.requests)
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("404", r"rejected the query \(HTTP 404\): injected HTTP 404"),
+        ("error_table", "reported an error: injected: Query timed out after 600 seconds"),
+    ],
+)
+def test_permanent_errors_are_not_retried(site, waits, fault, message):
+    with served(site) as server:
+        server.fail(SQL_PATH, fault, times=5)
+        with pytest.raises(sdss.SkyServerError, match=message) as caught:
+            sdss.query_sspp(5, base_url=server.skyserver_url, retries=3)
+        assert sql_count(server) == 1 and waits == [] and caught.value.permanent
+
+
+def test_transient_errors_are_retried_with_bounded_backoff(site, waits):
+    with served(site) as server:
+        server.fail(SQL_PATH, "503", times=2)
+        assert len(sdss.query_sspp(4, base_url=server.skyserver_url, retries=3)) == 4
+        assert sql_count(server) == 3
+        assert waits == [1.0, 2.0]
+        server.fail(SQL_PATH, "503", times=10)
+        with pytest.raises(
+            sdss.SkyServerError, match="failed after 4 attempts: HTTP 503"
+        ) as caught:
+            skyserver.sql_search("SELECT 1", base_url=server.skyserver_url, retries=3, backoff=40)
+        assert not caught.value.permanent
+        assert waits[2:] == [40.0, skyserver.MAX_WAIT, skyserver.MAX_WAIT]
+
+
+def test_429_honours_retry_after(site, waits):
+    with served(site) as server:
+        server.fail(SQL_PATH, "429", times=1)
+        assert len(sdss.query_sspp(3, base_url=server.skyserver_url, retries=2)) == 3
+        assert sql_count(server) == 2 and waits == [float(loopback.RETRY_AFTER_SECONDS)]
+
+
+def test_read_timeout_is_not_retried(site, waits):
+    with served(site, slow_seconds=1.0) as server:
+        server.fail(SQL_PATH, "timeout", times=5)
+        with pytest.raises(sdss.SkyServerError, match=r"timed out.*fewer rows per page"):
+            sdss.query_sspp(5, base_url=server.skyserver_url, retries=3, timeout=0.3)
+        assert sql_count(server) == 1 and waits == []
+    assert skyserver.TIMEOUT[1] > 600  # the server's own query limit
+
+
+def test_queries_carry_the_user_agent(site):
+    with served(site) as server:
+        sdss.query_sspp(3, base_url=server.skyserver_url)
+    assert server.user_agents and set(server.user_agents) == {download.USER_AGENT}
+    assert download.USER_AGENT.startswith(f"stellar_nb/{stellar_nb.__version__}")
+
+
+def test_rate_limiter_allows_sixty_queries_a_minute():
+    now, slept = [0.0], []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = download.RateLimiter(60, 60.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(60):
+        assert limiter.wait() == 0.0
+        now[0] += 0.5  # 60 calls in the first 30 s
+    assert slept == []
+    assert limiter.wait() == pytest.approx(30.0)  # the 61st waits for the first to age out
+    assert now[0] == pytest.approx(60.0)
+    calls_in_window = [start for start in limiter._starts if now[0] - start < 60.0]
+    assert len(calls_in_window) == 60
+    with pytest.raises(ValueError, match="calls and period must be positive"):
+        download.RateLimiter(0, 60.0)
+    assert skyserver.LIMITER.calls == 60 and skyserver.LIMITER.period == 60.0
+
+
+def test_sas_concurrency_is_bounded(site, tmp_path):
+    with pytest.raises(ValueError, match="workers must be 1 to 8 for the SAS, got 9"):
+        sdss.download_spectra(site.catalogue.iloc[:0], tmp_path, workers=9)

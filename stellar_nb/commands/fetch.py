@@ -65,7 +65,7 @@ def configure_parser(parser):
 
 
 def _run_sdss(args, configuration):
-    from stellar_nb.data import sdss
+    from stellar_nb.data import sdss, splits
 
     out = Path(args.out) if args.out else configuration.downloads_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def _run_sdss(args, configuration):
         progress=not args.no_progress,
     )
     print(report.summary())
-    built = sdss.build_splits(
+    built = splits.build_splits(
         catalogue,
         out / "spectra",
         out,

@@ -12,7 +12,7 @@ import numpy as np
 from astropy.io import fits as astropy_fits
 
 from stellar_nb import config
-from stellar_nb.data import fits
+from stellar_nb.data import download, fits
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
@@ -24,25 +24,36 @@ __all__ = [
 
 #: Largest accepted upload; the browser refuses larger files before sending them.
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-#: DR12 reductions holding SEGUE and SDSS-I/II stellar spectra, tried in this order.
-REDUCTIONS = ("26", "103", "104")
 
 
 class DashboardInputError(ValueError):
     """A spectrum the dashboard cannot analyse; the message is shown to the user as it is."""
 
 
-def fetch_spectrum(plate, mjd, fiber, *, base_url=None, timeout=20.0):
+def _lookup_sql(plate, mjd, fiber):
+    """SQL for the reduction of one DR12 spectrum (the science-primary one first)."""
+    return (
+        "SELECT TOP 1 specObjID, run2d, sciencePrimary FROM specObjAll "
+        f"WHERE plate = {int(plate)} AND mjd = {int(mjd)} AND fiberID = {int(fiber)} "
+        "ORDER BY sciencePrimary DESC"
+    )
+
+
+def fetch_spectrum(plate, mjd, fiber, *, base_url=None, skyserver_url=None, timeout=20.0):
     """Download one DR12 ``spec-lite`` file by plate-MJD-fiber and read it.
 
-    SEGUE and SDSS-I/II spectra live under ``sdss/spectro/redux/RUN2D``; the reductions
-    :data:`REDUCTIONS` are tried in turn (:func:`stellar_nb.data.sdss.spectrum_path`).
+    One SkyServer query (``specObjAll`` by plate, MJD and fiber) gives the spectrum's ``run2d``;
+    :func:`stellar_nb.data.sdss.spectrum_path` turns it into the SAS path: SDSS-I/II and SEGUE
+    reductions (``26``, ``103``, ``104``) under ``sdss/spectro/redux/RUN2D``, BOSS (``v5_7_0``)
+    under ``boss/spectro/redux/v5_7_0``.
 
     Parameters
     ----------
     plate, mjd, fiber : int
     base_url : str, optional
         SAS base URL (:func:`stellar_nb.config.service_url` ``"sas"``).
+    skyserver_url : str, optional
+        SqlSearch endpoint (:func:`stellar_nb.config.service_url` ``"skyserver"``).
     timeout : float
         Seconds per request.
 
@@ -53,28 +64,55 @@ def fetch_spectrum(plate, mjd, fiber, *, base_url=None, timeout=20.0):
     Raises
     ------
     DashboardInputError
-        If no reduction has the file, the server cannot be reached, or the file is unreadable.
+        "not found" when DR12 has no such spectrum (or the SAS lacks its file); "cannot
+        download ... offline?" when SkyServer or the SAS cannot be reached; or the reader's
+        message when the file is unreadable.
     """
     import requests
 
-    from stellar_nb.data import sdss
+    from stellar_nb.data import sdss, skyserver
 
-    base = config.service_url("sas", base_url).rstrip("/")
     name = f"spec-{int(plate):04d}-{int(mjd):05d}-{int(fiber):04d}.fits"
-    for run2d in REDUCTIONS:
-        url = f"{base}/{sdss.spectrum_path({'plate': plate, 'mjd': mjd, 'fiber': fiber, 'run2d': run2d})}"
-        try:
-            with requests.get(url, timeout=timeout, stream=True) as response:
-                if response.status_code == 404:
-                    continue
-                response.raise_for_status()
-                content = response.raw.read(MAX_UPLOAD_BYTES + 1, decode_content=True)
-        except requests.RequestException as error:
-            raise DashboardInputError(
-                f"cannot download {name} from {base} ({type(error).__name__}); offline?"
-            ) from None
-        return read_upload(content, name)
-    raise DashboardInputError(f"{name} not found at {base} (reductions {', '.join(REDUCTIONS)})")
+    sql_url = config.service_url("skyserver", skyserver_url)
+    try:
+        found = skyserver.sql_search(
+            _lookup_sql(plate, mjd, fiber),
+            base_url=sql_url,
+            timeout=(timeout, timeout),
+            retries=1,
+        )
+    except skyserver.SkyServerError as error:
+        if error.permanent:
+            raise DashboardInputError(f"cannot look up {name}: {error}") from None
+        raise DashboardInputError(
+            f"cannot download {name}: SkyServer ({sql_url}) cannot be reached; offline? ({error})"
+        ) from None
+    if found.empty:
+        raise DashboardInputError(
+            f"{name} not found: DR12 has no spectrum with plate {int(plate)}, MJD {int(mjd)}, "
+            f"fiber {int(fiber)}"
+        )
+    run2d = found.loc[0, "run2d"]
+    base = config.service_url("sas", base_url).rstrip("/")
+    relative = sdss.spectrum_path({"plate": plate, "mjd": mjd, "fiber": fiber, "run2d": run2d})
+    try:
+        with requests.get(
+            f"{base}/{relative}",
+            timeout=timeout,
+            stream=True,
+            headers={"User-Agent": download.USER_AGENT},
+        ) as response:
+            if response.status_code == 404:
+                raise DashboardInputError(
+                    f"{name} not found at {base}/{relative}, though DR12 lists it (run2d {run2d})"
+                )
+            response.raise_for_status()
+            content = response.raw.read(MAX_UPLOAD_BYTES + 1, decode_content=True)
+    except requests.RequestException as error:
+        raise DashboardInputError(
+            f"cannot download {name} from {base} ({type(error).__name__}); offline?"
+        ) from None
+    return read_upload(content, name)
 
 
 def spectrum_from_row(row):

@@ -7,7 +7,7 @@
   :mod:`~stellar_nb.data.sdss_layouts` and :mod:`~stellar_nb.data.lamost`), and
   :func:`to_specutils` / :func:`from_specutils` (:mod:`~stellar_nb.data.convert`);
 - real SDSS DR12 stars with SSPP labels: :func:`query_sspp`, :func:`download_spectra`,
-  :func:`build_splits` (:mod:`~stellar_nb.data.sdss`, downloads through
+  :func:`build_splits` (:mod:`~stellar_nb.data.splits`, downloads through
   :mod:`~stellar_nb.data.download`);
 - the paper's public data set on Hugging Face: :func:`fetch_paper_dataset`,
   :func:`load_paper_dataset` (:mod:`~stellar_nb.data.paper_dataset`).
@@ -24,7 +24,7 @@ __getattr__, __dir__ = lazy.attach(
         "Spectrum": "fits",
         "SpectrumQualityWarning": "fits",
         "SpectrumReadError": "fits",
-        "build_splits": "sdss",
+        "build_splits": "splits",
         "download_spectra": "sdss",
         "fetch_paper_dataset": "paper_dataset",
         "from_specutils": "convert",

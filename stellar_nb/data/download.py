@@ -26,11 +26,21 @@ from pathlib import Path, PurePosixPath
 import requests
 import tqdm.auto
 
+from stellar_nb import __version__
 from stellar_nb.files import sha256sum, write_json
 
-__all__ = ["DownloadError", "DownloadReport", "RemoteFile", "download"]
+__all__ = [
+    "USER_AGENT",
+    "DownloadError",
+    "DownloadReport",
+    "RateLimiter",
+    "RemoteFile",
+    "download",
+]
 
 MANIFEST_NAME = "manifest.json"
+#: Sent with every request, so the services' operators can see (and reach) who is asking.
+USER_AGENT = f"stellar_nb/{__version__} (https://arxiv.org/abs/2606.13868)"
 _CHUNK = 1 << 14
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 
@@ -106,6 +116,52 @@ class DownloadReport:
         """Raise :class:`DownloadError` listing the failures, if any."""
         if self.failed:
             raise DownloadError(self.summary())
+
+
+class RateLimiter:
+    """Allow at most ``calls`` calls in any window of ``period`` seconds (thread-safe).
+
+    :meth:`wait` blocks (through ``sleep``) until one more call fits; ``clock`` and ``sleep``
+    are arguments so tests can count calls against a fake clock instead of timing them.
+
+    Parameters
+    ----------
+    calls : int
+        Calls allowed per window (SDSS asks SkyServer users for at most 60 queries a minute).
+    period : float
+        Window length in seconds.
+    clock, sleep : callable, optional
+        Default :func:`time.monotonic` and :func:`time.sleep`.
+
+    Examples
+    --------
+    >>> limiter = RateLimiter(60, 60.0)
+    >>> limiter.wait()  # returns at once: the first call of the window
+    0.0
+    """
+
+    def __init__(self, calls=60, period=60.0, *, clock=None, sleep=None):
+        if int(calls) < 1 or float(period) <= 0:
+            raise ValueError(f"calls and period must be positive, got {calls}, {period}")
+        self.calls, self.period = int(calls), float(period)
+        self.clock = time.monotonic if clock is None else clock
+        self.sleep = time.sleep if sleep is None else sleep
+        self._starts = []
+        self._lock = threading.Lock()
+
+    def wait(self):
+        """Block until a call is allowed, record it, and return the seconds waited."""
+        waited = 0.0
+        with self._lock:
+            while True:
+                now = self.clock()
+                self._starts = [start for start in self._starts if now - start < self.period]
+                if len(self._starts) < self.calls:
+                    self._starts.append(now)
+                    return waited
+                pause = self.period - (now - self._starts[0])
+                self.sleep(pause)
+                waited += pause
 
 
 class _Manifest:
@@ -272,7 +328,7 @@ def download(
     def work(remote):
         if not hasattr(local, "session"):
             local.session = requests.Session()
-            local.session.headers["User-Agent"] = "stellar_nb (https://arxiv.org/abs/2606.13868)"
+            local.session.headers["User-Agent"] = USER_AGENT
             # byte ranges and Content-Length refer to the raw bytes: ask for no transfer encoding
             local.session.headers["Accept-Encoding"] = "identity"
         path = out_dir / remote.name

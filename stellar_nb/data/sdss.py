@@ -1,75 +1,105 @@
 """SDSS DR12 stars with SSPP labels: catalogue query, spectrum download, split tables.
 
-1. :func:`query_sspp` asks the SkyServer ``SqlSearch`` service for DR12 ``sppParams`` joined with
-   ``specObj``: the SEGUE Stellar Parameter Pipeline's adopted Teff, [Fe/H], log g and radial
-   velocity (``TEFFADOP``, ``FEHADOP``, ``LOGGADOP``, ``RVADOP`` and their ``...UNC``), S/N,
-   plate/MJD/fiber and coordinates. Quality cuts: ``CLASS = 'STAR'``, science-primary spectra,
-   S/N at least ``min_snr`` (the paper's benchmark starts at 10), no label equal to -9999 (SSPP's
-   "no value") and positive uncertainties. Results are paged by ``specObjID`` so 50,000+ rows
-   come in pieces the service accepts.
-2. :func:`download_spectra` fetches each row's DR12 ``spec-lite`` file from the Science Archive
-   Server through :func:`stellar_nb.data.download.download` (parallel, resumable, checksummed).
-3. :func:`build_splits` reads the files, rejects what is unusable (naming file and reason) and
-   writes ``train``/``validation``/``test`` Parquet tables in the shared schema
-   (:mod:`stellar_nb.schema`) after a seeded shuffle: 30,000 / 5,000 / 15,000 by default.
+1. :func:`query_sspp` asks SkyServer ``SqlSearch`` (through :mod:`stellar_nb.data.skyserver`)
+   for DR12 ``sppParams`` joined with ``specObj``: SSPP's adopted ``TEFFADOP``, ``FEHADOP``,
+   ``LOGGADOP`` and their ``...UNC``, the radial velocity ``ELODIERVFINAL`` /
+   ``ELODIERVFINALERR`` (km/s), ``SNR``, ``FLAG``, plate/MJD/fiber and coordinates. Cuts:
+   ``CLASS = 'STAR'``, science-primary, S/N at least ``min_snr``, no -9999 label, positive
+   uncertainties, and no critical SSPP flag (:func:`reliable_flag`; the count dropped is
+   reported). Pages follow each other by ``specObjID``.
+2. :func:`download_spectra` fetches each row's DR12 ``spec-lite`` file from the SAS.
+3. :func:`stellar_nb.data.splits.build_splits` reads the files, rejects what is unusable (naming file and reason) and
+   writes seeded ``train``/``validation``/``test`` Parquet tables in :mod:`stellar_nb.schema`.
 
-Base URLs come from arguments, else ``$STELLAR_NB_SKYSERVER_URL`` and ``$STELLAR_NB_SAS_URL``, else
-the public DR12 services (the tests serve stand-ins for both on loopback).
+Base URLs: arguments, else ``$STELLAR_NB_SKYSERVER_URL`` / ``$STELLAR_NB_SAS_URL``, else the
+public DR12 services (the tests serve stand-ins on loopback).
+
+What we checked against (each external contract and its public source):
+
+- ``sppParams`` columns (no ``RVADOP``: that is the ssppOut FITS name; the database has
+  ``ELODIERVFINAL``/``ELODIERVFINALERR`` with the 7.3 km/s offset applied):
+  sciserver/sqlloader ``schema/sql/ssppTables.sql``. The loopback tables copy this list
+  (``tests/dr12_schema.py``), so a wrong column fails offline.
+- ``SpecObjAll`` columns and the ``SpecObj`` view (``sciencePrimary = 1``): sciserver/sqlloader
+  ``schema/sql/SpectroTables.sql`` (DR17 file; the DR14 eBOSS columns left out).
+- SSPP ``FLAG`` letters (first position ``n`` normal; ``D d H h E S V N C`` critical): the SSPP
+  flag pages, sdss3.org/dr10/spectro/sspp_flags.php and classic.sdss.org/segue/caveats.php.
+- SkyServer error behaviour (HTTP 500 + JSON ``ErrorMessage`` for a SQL error, HTTP 200
+  ``error_message`` table, CSV as ``text/plain``, 600 s query limit, 60 queries a minute): as
+  described in the project's issue 12 from the SkyServer documentation; modelled in the
+  loopback server, not re-checked against the live service here (``--run-network`` does).
+- SAS paths ``{sdss|boss}/spectro/redux/RUN2D/spectra/lite/PLATE4/spec-PLATE4-MJD5-FIBER4.fits``
+  (SDSS-I/II and SEGUE run2d 26, 103, 104 under ``sdss``; BOSS ``v5_7_0`` under ``boss``):
+  the DR12 data model ``spectra/lite/PLATE4/spec`` as cited by dkirkby/bossdata
+  ``docs/overview.rst`` and its ``BOSS_SAS_ROOT=/sas/dr12`` examples. ``sdss_access`` was not
+  checked; one path template does not justify the dependency.
 """
 
-import dataclasses
-import io
-import re
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import requests
-import tqdm.auto
 
 from stellar_nb import config, schema
-from stellar_nb.data import download, fits, tables
+from stellar_nb.data import download, skyserver
 
 __all__ = [
+    "GOOD_FLAG_FIRST_LETTERS",
+    "SAS_MAX_WORKERS",
     "SAS_URL",
     "SKYSERVER_URL",
-    "BuildReport",
     "SkyServerError",
     "build_query",
-    "build_splits",
     "clean_catalogue",
     "download_spectra",
     "query_sspp",
+    "reliable_flag",
     "spectrum_path",
 ]
 
 SKYSERVER_URL = config.SERVICE_URLS["skyserver"]
 SAS_URL = config.SERVICE_URLS["sas"]
 MISSING = -9999.0
-_TEXT_COLUMNS = ("specobjid", "class", "subclass", "run2d")
+_TEXT_COLUMNS = ("specobjid", "class", "subclass", "run2d", "flag")
 _INT64_MAX = np.iinfo(np.int64).max
-#: SkyServer column (lower case) -> schema column.
+#: SkyServer column (lower case) -> schema column. DR12 sppParams has no RVADOP (that name is
+#: the ssppOut FITS files'); its radial velocity is ELODIERVFINAL, which the query aliases.
 COLUMNS = {
     "specobjid": "spec_id", "plate": "plate", "mjd": "mjd", "fiberid": "fiber", "ra": "ra",
-    "dec": "dec", "snr": "snr", "rvadop": "rv_adop", "teffadop": "catalog_teff",
+    "dec": "dec", "snr": "snr", "elodiervfinal": "rv_adop", "rv_adop": "rv_adop",
+    "elodiervfinalerr": "rv_adop_unc", "flag": "flag", "teffadop": "catalog_teff",
     "fehadop": "catalog_feh", "loggadop": "catalog_logg", "teffadopunc": "catalog_teff_unc",
     "fehadopunc": "catalog_feh_unc", "loggadopunc": "catalog_logg_unc", "class": "objclass",
     "subclass": "subclass", "z": "z", "run2d": "run2d",
 }  # fmt: skip
 
 
-class SkyServerError(RuntimeError):
-    """The SkyServer SQL service failed or answered something that is not a result table."""
+SkyServerError = skyserver.SkyServerError
+#: Most parallel SAS connections: the SAS is one shared static server for every SDSS user, and
+#: SDSS points bulk users to rsync; a few connections hide latency without hogging it.
+SAS_MAX_WORKERS = 8
+
+#: SSPP ``FLAG`` first letters kept: ``n``, "appears normal". Every other first letter is a
+#: critical flag (D white dwarf, d sdO/sdB, H hot star, h helium lines, E emission lines, S sky,
+#: V no radial velocity, N noisy, C g-r colour mismatch, ...), for which the SSPP ignores or
+#: rescues its parameter estimates; later letters are cautionary and kept.
+GOOD_FLAG_FIRST_LETTERS = ("n",)
 
 
 def build_query(top, after=0, min_snr=10.0):
-    """Return the SQL for one page: at most ``top`` stars with ``specObjID > after``."""
+    """Return the SQL for one page: at most ``top`` stars with ``specObjID > after``.
+
+    Columns are DR12 ``SpecObj`` (``s.``) and ``sppParams`` (``p.``) names; the radial velocity
+    is ``ELODIERVFINAL`` (km/s, SSPP's 7.3 km/s offset applied), returned as ``rv_adop``.
+    ``FLAG`` is selected, not filtered on, so :func:`query_sspp` can count what it drops.
+    """
     return (
         f"SELECT TOP {int(top)} s.specObjID, s.plate, s.mjd, s.fiberID, s.ra, s.dec, s.class, "
-        "s.subClass, s.z, s.run2d, p.snr, p.teffadop, p.teffadopunc, p.fehadop, p.fehadopunc, "
-        "p.loggadop, p.loggadopunc, p.rvadop "
+        "s.subClass, s.z, s.run2d, p.snr, p.flag, p.teffadop, p.teffadopunc, p.fehadop, "
+        "p.fehadopunc, p.loggadop, p.loggadopunc, p.elodiervfinal AS rv_adop, "
+        "p.elodiervfinalerr "
         "FROM sppParams AS p JOIN specObj AS s ON s.specObjID = p.specObjID "
         f"WHERE s.class = 'STAR' AND s.sciencePrimary = 1 AND p.snr >= {float(min_snr)} "
         "AND p.teffadop > -9999 AND p.fehadop > -9999 AND p.loggadop > -9999 "
@@ -78,41 +108,27 @@ def build_query(top, after=0, min_snr=10.0):
     )
 
 
-def _parse(text, url):
-    lines = text.lstrip().splitlines()
-    if lines and lines[0].startswith("#Table"):
-        lines = lines[1:]
-    if not lines or "specobjid" not in lines[0].lower():
-        snippet = " ".join(text.split())[:300]
-        raise SkyServerError(f"{url} did not return a result table: {snippet!r}")
-    # everything as text first: specObjID can exceed int64 and run2d mixes "26" and "v5_7_0"
-    frame = pd.read_csv(io.StringIO("\n".join(lines)), dtype=str, keep_default_na=False)
-    frame.columns = [column.strip().lower() for column in frame.columns]
+def _page(text_frame, url):
+    if "specobjid" not in text_frame.columns:
+        raise SkyServerError(
+            f"{url} answered a table without specObjID: columns {list(text_frame.columns)}",
+            permanent=True,
+        )
+    frame = text_frame.copy()
     for column in frame.columns:
-        frame[column] = frame[column].str.strip()
         if column not in _TEXT_COLUMNS:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
 
 
-def _get(session, url, sql, timeout, retries):
-    for attempt in range(retries + 1):
-        try:
-            response = session.get(url, params={"cmd": sql, "format": "csv"}, timeout=timeout)
-        except (requests.ConnectionError, requests.Timeout) as error:
-            reason = f"{type(error).__name__}: {re.sub(r'[?]cmd=[^ ]*', '?cmd=...', str(error))}"
-        else:
-            if response.status_code == 200:
-                return response.text
-            reason = f"HTTP {response.status_code}: {' '.join(response.text.split())[:300]}"
-            if response.status_code < 500 and response.status_code != 429:
-                break
-        if attempt < retries:
-            time.sleep(0.5 * 2**attempt)
-    raise SkyServerError(f"SkyServer query to {url} failed: {reason}")
+def reliable_flag(flags):
+    """Boolean mask: SSPP ``FLAG`` values whose first letter is in :data:`GOOD_FLAG_FIRST_LETTERS`."""
+    return pd.Series(flags, dtype=str).str[:1].isin(GOOD_FLAG_FIRST_LETTERS).to_numpy()
 
 
-def query_sspp(n, *, base_url=None, page_size=10_000, timeout=120.0, min_snr=10.0, retries=3):
+def query_sspp(
+    n, *, base_url=None, page_size=10_000, timeout=skyserver.TIMEOUT, min_snr=10.0, retries=3
+):
     """Query DR12 SSPP stars: at most ``n`` rows in the shared schema's column names.
 
     Parameters
@@ -123,45 +139,65 @@ def query_sspp(n, *, base_url=None, page_size=10_000, timeout=120.0, min_snr=10.
         SqlSearch endpoint; default ``$STELLAR_NB_SKYSERVER_URL`` or :data:`SKYSERVER_URL`.
     page_size : int
         Rows per request; pages follow each other by ``specObjID``.
-    timeout : float
-        Seconds per request.
+    timeout : float or (float, float)
+        Seconds to connect / to wait for a page (default fits the server's 600 s limit).
     min_snr : float
         Lowest SSPP S/N kept.
     retries : int
-        Further attempts after a timeout, connection error or HTTP 5xx.
+        Further attempts after a transient error (see :mod:`stellar_nb.data.skyserver`).
 
     Returns
     -------
     pandas.DataFrame
-        ``spec_id, plate, mjd, fiber, ra, dec, snr, rv_adop, catalog_*, catalog_*_unc,
-        objclass, subclass, z, run2d``, cleaned by :func:`clean_catalogue`. Rows come in
-        ``specObjID`` (that is, plate) order, so the first ``n`` stars are not a random sample
-        of DR12; :func:`build_splits` shuffles within them.
+        ``spec_id, plate, mjd, fiber, ra, dec, snr, rv_adop, rv_adop_unc, flag, catalog_*,
+        catalog_*_unc, objclass, subclass, z, run2d``, cleaned by :func:`clean_catalogue`.
+        Stars whose SSPP ``FLAG`` is critical (:func:`reliable_flag`) are dropped; their count
+        is ``frame.attrs["dropped_flag"]`` and a warning names it. Rows come in ``specObjID``
+        (that is, plate) order, so the first ``n`` stars are not a random sample of DR12;
+        :func:`stellar_nb.data.splits.build_splits` shuffles within them.
 
     Raises
     ------
     SkyServerError
-        If the service fails after the retries or answers something that is not a table.
+        If the service fails after the retries, rejects the query (quoting its message) or
+        answers something that is not a table.
     """
     if int(n) < 1 or int(page_size) < 1:
         raise ValueError(f"n and page_size must be positive, got n={n}, page_size={page_size}")
     url = config.service_url("skyserver", base_url)
-    pages, after, remaining = [], 0, int(n)
+    pages, after, remaining, dropped = [], 0, int(n), 0
     with requests.Session() as session:
         while remaining > 0:
             top = min(int(page_size), remaining)
-            page = _parse(
-                _get(session, url, build_query(top, after, min_snr), timeout, retries), url
+            sql = build_query(top, after, min_snr)
+            page = _page(
+                skyserver.sql_search(
+                    sql, base_url=url, timeout=timeout, retries=retries, session=session
+                ),
+                url,
             )
             if page.empty:
                 break
+            after = max(int(value) for value in page["specobjid"])
+            full = len(page) == top
+            good = reliable_flag(page["flag"])
+            dropped += int((~good).sum())
+            page = page.loc[good]
             pages.append(page)
             remaining -= len(page)
-            after = max(int(value) for value in page["specobjid"])
-            if len(page) < top:
+            if not full:
                 break
     frame = pd.concat(pages, ignore_index=True) if pages else pd.DataFrame(columns=list(COLUMNS))
-    return clean_catalogue(frame.rename(columns=COLUMNS), source=url)
+    if dropped:
+        warnings.warn(
+            f"{url}: dropped {dropped} star(s) whose SSPP FLAG is critical (first letter not "
+            f"{'/'.join(GOOD_FLAG_FIRST_LETTERS)})",
+            UserWarning,
+            stacklevel=2,
+        )
+    frame = clean_catalogue(frame.rename(columns=COLUMNS), source=url)
+    frame.attrs["dropped_flag"] = dropped
+    return frame
 
 
 def clean_catalogue(frame, source="catalogue"):
@@ -258,6 +294,8 @@ def download_spectra(
     stellar_nb.data.download.DownloadReport
         Files that are not FITS, or not whole FITS blocks, are deleted and listed as failed.
     """
+    if not 1 <= int(workers) <= SAS_MAX_WORKERS:
+        raise ValueError(f"workers must be 1 to {SAS_MAX_WORKERS} for the SAS, got {workers}")
     base = config.service_url("sas", base_url).rstrip("/")
     remote = [
         download.RemoteFile(url=f"{base}/{relative}", name=relative)
@@ -267,133 +305,3 @@ def download_spectra(
         remote, out_dir, workers=workers, retries=retries, timeout=timeout,
         check=_looks_like_fits, progress=progress, description="SDSS spectra",
     )  # fmt: skip
-
-
-@dataclasses.dataclass
-class BuildReport:
-    """What :func:`build_splits` wrote and rejected.
-
-    Attributes
-    ----------
-    counts : dict
-        Rows written per split.
-    rejected : dict
-        ``spec_id -> reason`` (the reason names the file).
-    notes : dict
-        ``spec_id -> note`` for spectra kept despite a quality warning (e.g. NaN pixels masked).
-    """
-
-    counts: dict
-    rejected: dict
-    notes: dict
-
-
-def _inspect(path, row):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", fits.SpectrumQualityWarning)
-        spectrum = fits.read_spectrum(path)
-    messages = [
-        str(w.message) for w in caught if issubclass(w.category, fits.SpectrumQualityWarning)
-    ]
-    meta = spectrum.meta
-    if (meta["plate"], meta["mjd"], meta["fiber"]) != (row["plate"], row["mjd"], row["fiber"]):
-        raise ValueError(
-            f"{path}: file holds plate-mjd-fiber {meta['plate']}-{meta['mjd']}-{meta['fiber']}, "
-            f"catalogue says {row['plate']}-{row['mjd']}-{row['fiber']}"
-        )
-    if meta["objclass"] not in (None, "STAR"):
-        raise ValueError(f"{path}: CLASS {meta['objclass']} ({meta['subclass']}): not a star")
-    if not np.any(spectrum.ivar > 0):
-        raise ValueError(f"{path}: no pixel has ivar > 0")
-    return spectrum, "; ".join(messages)
-
-
-def build_splits(
-    catalogue, spectra_dir, out_dir, *, sizes=(30_000, 5_000, 15_000), seed=0, progress=True
-):
-    """Write train/validation/test Parquet tables from a catalogue and its downloaded spectra.
-
-    Every row whose file is missing, unreadable, of another object, not a star or without a
-    valid pixel is rejected and reported (never fatal). The usable rows are shuffled with
-    ``numpy.random.default_rng(seed)`` and cut into ``sizes``; if fewer rows are usable, the sizes
-    shrink in proportion (with a warning).
-
-    Returns
-    -------
-    BuildReport
-    """
-    if len(sizes) != len(schema.SPLITS) or min(sizes) < 0:
-        raise ValueError(
-            f"sizes must be three non-negative counts (train, validation, test), got {sizes}"
-        )
-    catalogue = clean_catalogue(catalogue, source="build_splits catalogue")
-    spectra_dir, out_dir = Path(spectra_dir), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rejected, notes, usable = {}, {}, []
-    rows = list(catalogue.iterrows())
-    for position, row in tqdm.auto.tqdm(
-        rows, desc="checking spectra", unit="file", disable=not progress
-    ):
-        path = spectra_dir / spectrum_path(row)
-        try:
-            if not path.is_file():
-                raise ValueError(f"{path}: not downloaded")
-            _, note = _inspect(path, row)
-        except ValueError as error:
-            rejected[int(row["spec_id"])] = str(error)
-            continue
-        if note:
-            notes[int(row["spec_id"])] = note
-        usable.append(position)
-    total = sum(sizes)
-    if len(usable) < total:
-        scaled = [int(len(usable) * size / total) for size in sizes] if total else [0, 0, 0]
-        warnings.warn(
-            f"only {len(usable)} usable spectra for splits of {tuple(sizes)}; writing {tuple(scaled)}",
-            UserWarning,
-            stacklevel=2,
-        )
-        sizes = scaled
-    order = np.random.default_rng(seed).permutation(np.asarray(usable, dtype=np.int64))
-    bounds = np.cumsum([0, *sizes])
-    counts = {}
-    for split, start, stop in zip(schema.SPLITS, bounds[:-1], bounds[1:], strict=True):
-        records = []
-        for position in order[start:stop]:
-            row = catalogue.iloc[int(position)]
-            spectrum, _ = _inspect(spectra_dir / spectrum_path(row), row)
-            record = {column: row[column] for column in schema.SCALAR_COLUMNS}
-            record.update(
-                flux=spectrum.flux,
-                loglam=spectrum.loglam,
-                ivar=spectrum.ivar,
-                mask=spectrum.and_mask,
-            )
-            record.update(
-                {
-                    column: float(row[column])
-                    for column in (*schema.CATALOG_COLUMNS, *schema.UNCERTAINTY_COLUMNS)
-                }
-            )
-            records.append(record)
-        frame = pd.DataFrame.from_records(
-            records,
-            columns=[
-                *schema.SCALAR_COLUMNS,
-                *schema.ARRAY_COLUMNS,
-                *schema.CATALOG_COLUMNS,
-                *schema.UNCERTAINTY_COLUMNS,
-            ],
-        )
-        for column in ("spec_id", "plate", "mjd", "fiber"):
-            frame[column] = frame[column].astype(np.int64)
-        tables.write_split(frame, tables.split_path(out_dir, split))
-        counts[split] = len(frame)
-    if rejected:
-        shown = "; ".join(list(rejected.values())[:3])
-        warnings.warn(
-            f"{len(rejected)} spectra rejected (see BuildReport.rejected), e.g. {shown}",
-            UserWarning,
-            stacklevel=2,
-        )
-    return BuildReport(counts=counts, rejected=rejected, notes=notes)
