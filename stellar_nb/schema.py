@@ -18,6 +18,7 @@ __all__ = [
     "LABEL_UNITS",
     "SCALAR_COLUMNS",
     "SPLITS",
+    "SURVEY_MANIFEST",
     "TRUE_COLUMNS",
     "UNCERTAINTY_COLUMNS",
     "grid_loglam",
@@ -29,6 +30,8 @@ LABELS = ("teff", "feh", "logg")
 LABEL_UNITS = {"teff": ("T_eff", "K"), "feh": ("[Fe/H]", "dex"), "logg": ("log g", "dex")}
 
 SPLITS = ("train", "validation", "test")
+#: File in a survey folder describing how it was made (the simulator writes it).
+SURVEY_MANIFEST = "survey.json"
 
 #: Scalar metadata columns.
 SCALAR_COLUMNS = ("spec_id", "plate", "mjd", "fiber", "ra", "dec", "snr", "rv_adop")

@@ -339,7 +339,7 @@ def train(
             "data_dir": str(survey),
         },
     }
-    simulated = Path(survey) / "survey.json"  # the simulated survey's own description
+    simulated = Path(survey) / schema.SURVEY_MANIFEST  # the simulated survey's own description
     if simulated.is_file():
         description["config"]["survey"] = json.loads(simulated.read_text())
     model_directory.write(

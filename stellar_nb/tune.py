@@ -29,6 +29,7 @@ from pathlib import Path
 import keras_tuner
 
 from stellar_nb import files, model, schema
+from stellar_nb.data import tables
 
 __all__ = [
     "FINGERPRINT",
@@ -188,17 +189,8 @@ def data_fingerprint(
     FileNotFoundError
         If the survey folder lacks a split the search reads.
     """
-    survey = Path(survey)
-    splits = {}
-    for name in ("train.parquet", "validation.parquet"):
-        path = survey / name
-        if not path.is_file():
-            raise FileNotFoundError(f"survey folder {survey} has no {name}")
-        splits[name] = {"bytes": path.stat().st_size, "sha256": files.sha256sum(path)}
-    manifest_path = survey / "survey.json"
-    manifest = files.read_json(manifest_path) if manifest_path.is_file() else None
     fingerprint = {
-        "survey": {"manifest": manifest, "files": splits},
+        "survey": tables.fingerprint(survey, ("train", "validation")),
         "seed": int(seed),
         "label_source": label_source,
         "input_variant": input_variant,

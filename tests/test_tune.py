@@ -4,7 +4,7 @@ import keras_tuner
 import numpy as np
 import pytest
 
-from stellar_nb import model, tune
+from stellar_nb import files, model, tune
 
 
 def test_hypermodel_default_space_builds_the_smallest_model():
@@ -122,8 +122,8 @@ def test_data_fingerprint_follows_the_data(tmp_path):
     (survey / "survey.json").write_text(json.dumps({"n": 10, "seed": 3}))
     first = tune.data_fingerprint(survey, seed=0, epochs=2, batch_size=64)
     assert first == tune.data_fingerprint(survey, seed=0, epochs=2, batch_size=64)
-    assert first["survey"]["manifest"] == {"n": 10, "seed": 3}
-    assert first["survey"]["files"]["train.parquet"]["bytes"] == 10
+    assert first["survey"]["manifest_sha256"] == files.sha256sum(survey / "survey.json")
+    assert first["survey"]["tables"]["train"]["bytes"] == 10
     assert (first["label_source"], first["input_variant"]) == ("catalog", "paper")
     assert first["space"] == tune.search_space()
     assert first != tune.data_fingerprint(survey, seed=1, epochs=2, batch_size=64)
@@ -135,7 +135,7 @@ def test_data_fingerprint_follows_the_data(tmp_path):
     )
     (survey / "train.parquet").write_bytes(b"other rows")  # same size, other content
     changed = tune.data_fingerprint(survey, seed=0, epochs=2, batch_size=64)
-    assert changed["survey"]["files"]["train.parquet"]["bytes"] == 10 and changed != first
+    assert changed["survey"]["tables"]["train"]["bytes"] == 10 and changed != first
     (survey / "validation.parquet").unlink()
     with pytest.raises(FileNotFoundError, match=r"has no validation\.parquet"):
         tune.data_fingerprint(survey, seed=0)

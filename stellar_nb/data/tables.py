@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from stellar_nb import files, schema
 
-__all__ = ["iter_split", "read_split", "split_path", "write_split"]
+__all__ = ["fingerprint", "iter_split", "read_split", "split_path", "write_split"]
 
 #: Columns holding one array per row.
 LIST_COLUMNS = (*schema.ARRAY_COLUMNS, "processed_flux")
@@ -32,6 +32,43 @@ def split_path(survey, split):
     if split not in schema.SPLITS:
         raise ValueError(f"unknown split {split!r}; allowed: {', '.join(schema.SPLITS)}")
     return Path(survey) / f"{split}.parquet"
+
+
+def fingerprint(survey, splits=schema.SPLITS):
+    """What a survey's tables are: the SHA-256 of its manifest and the size and SHA-256 of each split.
+
+    Content hashes, so a copied survey keeps its fingerprint and a regenerated or edited one does
+    not. Runs that depend on a survey (preprocessing, tuning) store this to detect other data.
+
+    Parameters
+    ----------
+    survey : str or pathlib.Path
+        Survey folder.
+    splits : sequence of str
+        The splits the run reads.
+
+    Returns
+    -------
+    dict
+        ``{"manifest_sha256": str or None, "tables": {split: {"bytes", "sha256"}}}``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a split's table is missing (the message names the folder and file).
+    """
+    survey = Path(survey)
+    found = {}
+    for split in splits:
+        path = split_path(survey, split)
+        if not path.is_file():
+            raise FileNotFoundError(f"survey folder {survey} has no {path.name}")
+        found[split] = {"bytes": path.stat().st_size, "sha256": files.sha256sum(path)}
+    manifest = survey / schema.SURVEY_MANIFEST
+    return {
+        "manifest_sha256": files.sha256sum(manifest) if manifest.is_file() else None,
+        "tables": found,
+    }
 
 
 def _to_arrow(frame):

@@ -3,8 +3,8 @@
 ``stellar-nb preprocess`` (:func:`preprocess_survey`) writes ``{split}_X.npy``,
 ``{split}_meta.npz`` and ``preprocessor.json`` into a folder, and ``run.json`` beside them:
 
-- the inputs' **fingerprint**: the survey's ``survey.json`` (SHA-256) and the Parquet footer of
-  every split (SHA-256 and size: a regenerated or edited table has another), plus every
+- the inputs' **fingerprint**: :func:`stellar_nb.data.tables.fingerprint` of the survey (SHA-256
+  of ``survey.json`` and of every split's table: a regenerated or edited table has another), plus every
   preprocessor setting that changes the arrays (method, grid, bad-pixel bits, label source,
   input variant);
 - the **config** of the run (splits asked for, batch size, threads), which does not change them;
@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from stellar_nb import files, schema
+from stellar_nb.data import tables
 
 __all__ = [
     "MANIFEST",
@@ -49,23 +50,6 @@ def _outputs(split):
     return (f"{split}_X.npy", f"{split}_meta.npz")
 
 
-def _parquet_footer(path):
-    """SHA-256 and size of a Parquet file's footer (its schema, row groups and statistics)."""
-    path = Path(path)
-    with open(path, "rb") as handle:
-        size = handle.seek(0, 2)
-        if size < 12:
-            raise ValueError(f"{path} is not a Parquet file (only {size} bytes)")
-        handle.seek(-8, 2)
-        tail = handle.read(8)
-        length = int.from_bytes(tail[:4], "little")
-        if tail[4:] != b"PAR1" or length > size - 12:
-            raise ValueError(f"{path} is not a Parquet file (no footer)")
-        handle.seek(-8 - length, 2)
-        footer = handle.read(length)
-    return {"bytes": size, "footer_sha256": hashlib.sha256(footer + tail).hexdigest()}
-
-
 def input_fingerprint(survey, preprocessor):
     """What the arrays of a run depend on: the survey's tables and the preprocessor's settings.
 
@@ -86,20 +70,11 @@ def input_fingerprint(survey, preprocessor):
     FileNotFoundError
         If a split table is missing (the message names it).
     """
-    survey = Path(survey)
-    manifest = survey / "survey.json"
-    tables = {}
-    for split in schema.SPLITS:
-        path = survey / f"{split}.parquet"
-        if not path.is_file():
-            raise FileNotFoundError(f"survey {survey} has no {path.name}")
-        tables[split] = _parquet_footer(path)
     state = preprocessor.to_dict()
     settings = {name: state[name] for name in _SETTINGS}
     settings["continuum_degree"] = int(preprocessor.continuum_degree)
     return {
-        "survey_manifest_sha256": files.sha256sum(manifest) if manifest.is_file() else None,
-        "tables": tables,
+        **tables.fingerprint(survey),
         "preprocessor": settings,
         "drop_flagged": True,
     }

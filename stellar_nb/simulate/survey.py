@@ -35,7 +35,7 @@ __all__ = [
 SPLIT_FRACTIONS = (0.6, 0.1, 0.3)
 #: Rows per Parquet row group (and per generation chunk).
 CHUNK = 1024
-MANIFEST = "survey.json"
+MANIFEST = schema.SURVEY_MANIFEST
 
 
 def split_sizes(n, fractions=SPLIT_FRACTIONS):
