@@ -228,19 +228,28 @@ class NumpyModel:
         prediction, sigma : numpy.ndarray, shape (n, len(labels))
             Physical units; ``sigma**2 = noise spread**2 + sigma_model**2`` per label.
         """
-        n = len(flux)
-        rv = (
-            np.zeros(n)
-            if rv_kms is None
-            else np.broadcast_to(np.asarray(rv_kms, dtype=np.float64), (n,))
-        )
+        rv = _velocities(rv_kms, len(flux))
         spectra, flags = self.preprocess(loglam, flux, ivar, mask, rv, on_bad=on_bad)
         prediction = self.predict(spectra)
-        noise = self.noise_sigma(loglam, flux, ivar, mask, rv, n_draws=n_draws, seed=seed)
-        model_term = np.array([self.sigma_model.get(label, 0.0) for label in self.labels])
-        sigma = np.sqrt(noise**2 + model_term**2)
+        sigma = self.sigma(loglam, flux, ivar, mask, rv, n_draws=n_draws, seed=seed)
         prediction[flags != 0], sigma[flags != 0] = np.nan, np.nan
         return prediction, sigma
+
+    def sigma(self, loglam, flux, ivar, mask=None, rv_kms=None, *, n_draws=32, seed=0):
+        """Calibrated per-star sigma, for callers that already hold the preprocessed spectra.
+
+        ``sigma**2 = noise spread**2 + sigma_model**2`` per label, the spread from
+        :meth:`noise_sigma`; arguments as for :meth:`predict_with_uncertainty`.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n, len(labels))
+            Physical units.
+        """
+        rv = _velocities(rv_kms, len(flux))
+        noise = self.noise_sigma(loglam, flux, ivar, mask, rv, n_draws=n_draws, seed=seed)
+        model_term = np.array([self.sigma_model.get(label, 0.0) for label in self.labels])
+        return np.sqrt(noise**2 + model_term**2)
 
     @classmethod
     def load(cls, model_dir, *, verify=True):
@@ -386,6 +395,13 @@ def weight_problems(architecture, weights):
         elif not np.all(np.isfinite(value)):
             problems.append(f"{name} holds NaN or infinite values")
     return problems
+
+
+def _velocities(rv_kms, n):
+    """Radial velocities (km/s) of ``n`` spectra: 0 when not given, a scalar broadcast."""
+    if rv_kms is None:
+        return np.zeros(n)
+    return np.broadcast_to(np.asarray(rv_kms, dtype=np.float64), (n,))
 
 
 def in_schema_order(model, values):

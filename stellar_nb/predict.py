@@ -180,13 +180,12 @@ def _predict_rows(model, rows, uncertainty, n_draws, seed, checks):
     arrays = [[row.pop(key) for row in rows] for key in ("loglam", "flux", "ivar", "mask")]
     velocity = np.array([row["rv_kms"] for row in rows])
     spectra, flags = model.preprocess(*arrays, velocity)
+    usable = flags[:, None] == 0
+    prediction = np.where(usable, model.predict(spectra), np.nan)
+    sigma = None
     if uncertainty:
-        prediction, sigma = model.predict_with_uncertainty(
-            *arrays, velocity, n_draws=n_draws, seed=seed
-        )
-    else:
-        prediction, sigma = model.predict(spectra), None
-    prediction = np.where(flags[:, None] == 0, prediction, np.nan)
+        sigma = model.sigma(*arrays, velocity, n_draws=n_draws, seed=seed)
+        sigma = np.where(usable, sigma, np.nan)
     labels = inference.in_schema_order(model, prediction)
     observed = [
         {**row, "loglam": loglam, "flux": flux, "ivar": ivar, "mask": mask}

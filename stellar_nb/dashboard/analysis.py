@@ -3,7 +3,7 @@
 :func:`analyse` takes the model's own preprocessing step by step
 (:meth:`stellar_nb.preprocess.Preprocessor.stages`, the code path of every prediction, so the
 last panel is exactly the network's input), predicts the labels with per-star uncertainties
-(:meth:`stellar_nb.inference.NumpyModel.predict_with_uncertainty`), fits the emulated spectrum at
+(:meth:`stellar_nb.inference.NumpyModel.sigma`), fits the emulated spectrum at
 those labels to the observed one, scales a Planck continuum at the predicted Teff, and raises the
 trust flags against the :class:`~stellar_nb.dashboard.survey_cache.SurveyCache`.
 """
@@ -93,7 +93,7 @@ def analyse(spectrum, model, emulator, survey_cache, *, seed=0):
         ``meta["rv_kms"]`` (else the test star's ``rv_adop``, else ``meta["z"]``) gives the radial
         velocity for the rest frame; ``meta["path"]`` names it in messages.
     model : stellar_nb.inference.NumpyModel
-        Provides ``preprocessor``, ``predict_with_uncertainty`` and ``labels``.
+        Provides ``preprocessor``, ``predict``, ``sigma`` and ``labels``.
     emulator : stellar_nb.emulator.Emulator
     survey_cache : stellar_nb.dashboard.survey_cache.SurveyCache
     seed : int
@@ -130,9 +130,9 @@ def analyse(spectrum, model, emulator, survey_cache, *, seed=0):
         stages = preprocessor.stages(*arrays, rv_kms)
     except ValueError as error:
         raise messages.explain_preprocessing(source, error) from None
-    prediction, sigma = model.predict_with_uncertainty(
-        *([array] for array in arrays), [rv_kms], n_draws=N_DRAWS, seed=seed
-    )
+    # the network's input is the last stage: predict from it rather than preprocess again
+    prediction = model.predict(stages["standardised"][None, :])
+    sigma = model.sigma(*([array] for array in arrays), [rv_kms], n_draws=N_DRAWS, seed=seed)
     prediction = inference.in_schema_order(model, prediction[0])
     sigma = inference.in_schema_order(model, sigma[0])
     distance = float(survey_cache.distance(stages["standardised"])[0])
