@@ -45,6 +45,7 @@ PUBLIC_MODULES = (
     "plots",
     "predict",
     "preprocess",
+    "scale",
     "schema",
     "simulate",
     "train",

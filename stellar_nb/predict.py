@@ -20,7 +20,7 @@ import pandas as pd
 
 from stellar_nb import doppler, inference, schema
 
-__all__ = ["predict_files"]
+__all__ = ["partitions", "predict_files", "predict_partition"]
 
 
 def _fits_rows(path):
@@ -43,7 +43,7 @@ def _fits_rows(path):
     return [row]
 
 
-def _parquet_rows(path):
+def _parquet_rows(path, rows=None):
     from stellar_nb.data import tables
 
     path = Path(path)
@@ -51,7 +51,7 @@ def _parquet_rows(path):
         raise ValueError(
             f"{path}: a Parquet input must be a split table named {', '.join(s + '.parquet' for s in schema.SPLITS)}"
         )
-    frame = tables.read_split(path.parent, path.stem)
+    frame = tables.read_split(path.parent, path.stem, rows=rows)
     rows = []
     for record in frame.to_dict("records"):
         rows.append(
@@ -76,12 +76,12 @@ def _parquet_rows(path):
     return rows
 
 
-def _read(path):
+def _read(path, rows=None):
     path = Path(path)
     if not path.exists() and not path.is_symlink():
         raise FileNotFoundError(f"{path}: no such file")
     if path.suffix == ".parquet":
-        return _parquet_rows(path)
+        return _parquet_rows(path, rows)
     return _fits_rows(path)
 
 
@@ -101,13 +101,155 @@ def _failure_row(model, path, reason):
     }
 
 
-def predict_files(model, paths, *, uncertainty=False, n_draws=16, seed=0):
+def _row_slices(path, rows_per_piece):
+    """Row ranges of ``rows_per_piece`` rows of a Parquet table (only their row groups are read).
+
+    ``[None]`` (the whole file) when its footer cannot be read: the reader then reports it.
+    """
+    import pyarrow.parquet
+
+    if not Path(path).is_file():  # a FIFO would block: the reader reports what it is
+        return [None]
+    try:
+        rows = pyarrow.parquet.ParquetFile(path).metadata.num_rows
+    except Exception:  # whatever is wrong with the file, the reader reports it
+        return [None]
+    starts = range(0, rows, rows_per_piece)
+    return [slice(begin, min(begin + rows_per_piece, rows)) for begin in starts] or [None]
+
+
+def partitions(paths, *, files_per_partition=16, rows_per_partition=1024):
+    """Cut the inputs of :func:`predict_files` into partitions, in input order.
+
+    A partition is a list of pieces ``(path, rows)``: up to ``files_per_partition`` spectrum
+    files (``rows`` None), or one range of ``rows_per_partition`` rows of a Parquet table
+    (``rows`` a slice; only the row groups holding it are read, so align it with the row groups
+    to read each once). The serial and the Dask paths run the same pieces, so they compute the
+    same numbers.
+
+    Parameters
+    ----------
+    paths : sequence of str or pathlib.Path
+    files_per_partition, rows_per_partition : int
+        Positive.
+
+    Returns
+    -------
+    list of list of (str, slice or None)
+
+    Raises
+    ------
+    ValueError
+        If a size is not positive.
+
+    Examples
+    --------
+    >>> partitions(["a.fits", "b.fits", "c.fits"], files_per_partition=2)
+    [[('a.fits', None), ('b.fits', None)], [('c.fits', None)]]
+    """
+    for name, value in (
+        ("files_per_partition", files_per_partition),
+        ("rows_per_partition", rows_per_partition),
+    ):
+        if int(value) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value}")
+    result, files = [], []
+    for path in map(str, paths):
+        if Path(path).suffix != ".parquet":
+            files.append((path, None))
+            if len(files) == int(files_per_partition):
+                result.append(files)
+                files = []
+            continue
+        if files:
+            result.append(files)
+            files = []
+        result.extend([(path, rows)] for rows in _row_slices(path, int(rows_per_partition)))
+    if files:
+        result.append(files)
+    return result
+
+
+def _load_checks():
+    from stellar_nb import emulator
+    from stellar_nb.simulate import residuals
+
+    return {
+        "emulator": emulator.load_emulator(),
+        "emulator_error": residuals.load_emulator_error(),
+    }
+
+
+def _predict_piece(model, checks, path, rows, options):
+    """The table of one piece and its failure reason (None when it was read)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            table = _predict_rows(model, _read(path, rows), checks=checks, **options)
+        except (ValueError, OSError, KeyError, MemoryError, EOFError) as error:
+            # ValueError covers SpectrumReadError and the readers' other complaints
+            reason = _named(path, error)
+            return pd.DataFrame([_failure_row(model, path, reason)]), reason
+        except Exception as error:  # a bug must still not cost the other files
+            reason = _named(path, f"internal error {type(error).__name__}: {error}")
+            return pd.DataFrame([_failure_row(model, path, reason)]), reason
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    table["reason"] = _named(path, "; ".join(dict.fromkeys(notes))) if notes else ""
+    return table, None
+
+
+def predict_partition(shared, partition, **options):
+    """Predict one partition of :func:`partitions` (what a Dask worker runs).
+
+    Parameters
+    ----------
+    shared : tuple
+        ``(model, checks)``: the :class:`~stellar_nb.inference.NumpyModel` and the trust checks'
+        emulator and its error model, sent to each worker once.
+    partition : list of (str, slice or None)
+    **options
+        ``uncertainty``, ``n_draws``, ``seed`` as for :func:`predict_files`.
+
+    Returns
+    -------
+    list of (pandas.DataFrame, str or None)
+        Each piece's table and failure reason.
+
+    Notes
+    -----
+    Runs with one BLAS thread, whatever the process's setting, so that its numbers do not
+    depend on where it runs.
+    """
+    from threadpoolctl import threadpool_limits
+
+    model, checks = shared
+    # one BLAS thread, as on a single-threaded Dask worker: a matrix product's last bits depend
+    # on how many threads share it, and the serial and Dask tables must be the same
+    with threadpool_limits(limits=1, user_api="blas"):
+        return [_predict_piece(model, checks, path, rows, options) for path, rows in partition]
+
+
+def predict_files(
+    model,
+    paths,
+    *,
+    uncertainty=False,
+    n_draws=16,
+    seed=0,
+    client=None,
+    progress=False,
+    files_per_partition=16,
+    rows_per_partition=1024,
+):
     """Predict labels for spectrum files and split tables; a file that fails costs only itself.
 
-    Every file is read and predicted on its own: one that cannot be read (not FITS, truncated,
-    a header lying about its size, a gzip bomb, a FIFO, a directory, out of memory, ...) gets a
-    row with ``flag = "unreadable"``, NaN labels and the error in ``reason``, and the run goes
-    on; the other files' rows are the same as in a batch without it.
+    Every file is read and predicted on its own (a Parquet table in ranges of its row groups,
+    :func:`partitions`): one that cannot be read (not FITS, truncated, a header lying about its
+    size, a gzip bomb, a FIFO, a directory, out of memory, ...) gets a row with
+    ``flag = "unreadable"``, NaN labels and the error in ``reason``, and the run goes on; the
+    other files' rows are the same as in a batch without it. With a Dask ``client`` the
+    partitions run on its workers (:func:`stellar_nb.scale.ordered_map`) and the table is the
+    same, row for row and number for number.
 
     Parameters
     ----------
@@ -119,7 +261,13 @@ def predict_files(model, paths, *, uncertainty=False, n_draws=16, seed=0):
     n_draws : int
         Noise draws per spectrum for the uncertainty.
     seed : int
-        Seed of the noise draws.
+        Seed of the noise draws (each piece draws from its own generator of this seed).
+    client : distributed.Client, optional
+        Run the partitions on this cluster (:func:`stellar_nb.scale.cluster`); serial if None.
+    progress : bool
+        Show a progress bar over the partitions (tqdm).
+    files_per_partition, rows_per_partition : int
+        Partition sizes (:func:`partitions`).
 
     Returns
     -------
@@ -134,34 +282,30 @@ def predict_files(model, paths, *, uncertainty=False, n_draws=16, seed=0):
     failures : list of (str, str)
         ``(path, reason)`` for each file that could not be read or preprocessed.
     """
-    from stellar_nb import emulator as emulator_module
-    from stellar_nb import trust
-    from stellar_nb.simulate import residuals
+    import functools
 
-    checks = {
-        "emulator": emulator_module.load_emulator(),
-        "emulator_error": residuals.load_emulator_error(),
-    }
+    from tqdm.auto import tqdm
+
+    from stellar_nb import trust
+
+    parts = partitions(
+        paths, files_per_partition=files_per_partition, rows_per_partition=rows_per_partition
+    )
+    options = {"uncertainty": uncertainty, "n_draws": n_draws, "seed": seed}
+    shared = (model, _load_checks())
+    if client is None:
+        results = (predict_partition(shared, part, **options) for part in parts)
+    else:
+        from stellar_nb import scale
+
+        function = functools.partial(predict_partition, **options)
+        results = scale.ordered_map(client, function, parts, shared=shared)
     tables, failures = [], []
-    for path in paths:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                table = _predict_rows(model, _read(path), uncertainty, n_draws, seed, checks)
-            except (ValueError, OSError, KeyError, MemoryError, EOFError) as error:
-                # ValueError covers SpectrumReadError and the readers' other complaints
-                table = None
-                reason = _named(path, error)
-            except Exception as error:  # a bug must still not cost the other files
-                table = None
-                reason = _named(path, f"internal error {type(error).__name__}: {error}")
-        if table is None:
-            failures.append((str(path), reason))
-            tables.append(pd.DataFrame([_failure_row(model, path, reason)]))
-            continue
-        notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-        table["reason"] = _named(path, "; ".join(dict.fromkeys(notes))) if notes else ""
-        tables.append(table)
+    for result in tqdm(results, total=len(parts), unit="partition", disable=not progress):
+        for table, reason in result:
+            tables.append(table)
+            if reason is not None:
+                failures.append((table["source"].iloc[0], reason))
     flag_columns = [trust.column_name(name) for name in trust.TABLE_FLAG_NAMES]
     columns = ["source", "spec_id", *model.labels, *flag_columns, "flag", "reason"]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=columns)
@@ -174,7 +318,7 @@ def predict_files(model, paths, *, uncertainty=False, n_draws=16, seed=0):
     return table[[*leading, "flag", "reason"]], failures
 
 
-def _predict_rows(model, rows, uncertainty, n_draws, seed, checks):
+def _predict_rows(model, rows, *, uncertainty, n_draws, seed, checks):
     from stellar_nb import preprocess, trust
 
     arrays = [[row.pop(key) for row in rows] for key in ("loglam", "flux", "ivar", "mask")]

@@ -20,9 +20,19 @@ ran on (:func:`data_fingerprint`): a rerun on other data, another label source, 
 epochs or search space is refused instead of returning the old search's results, or starts afresh
 with ``overwrite=True``. Trials are seeded: the oracle's draws, the weight initialisation and the
 row order all follow ``seed``, so two searches with the same seed try the same first trials.
+
+A search can be spread over processes and machines with Keras Tuner's own distributed mode
+(``tune(distributed="chief" | "worker", oracle="HOST:PORT")``): the chief runs the oracle as a
+gRPC service at ``HOST:PORT`` and the workers, sharing its project folder, ask it for trials and
+train them. Each worker writes :data:`TRIAL_TUNER` (its tuner id) into the folder of every trial
+it runs, so :func:`report` tells which worker ran which trial. A worker that is killed and started
+again with the same tuner id is handed back the trial it was running; a chief that is started
+again reloads the oracle from the folder, like a single-process search.
 """
 
+import contextlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -34,16 +44,29 @@ from stellar_nb.data import tables
 __all__ = [
     "FINGERPRINT",
     "HEAD_TEMPLATES",
+    "ROLES",
+    "TRIAL_TUNER",
     "StellarHyperModel",
     "data_fingerprint",
+    "distributed_environment",
     "hyperparameters_to_arguments",
     "make_tuner",
+    "report",
     "search_space",
     "tune",
 ]
 
 #: File in a tuner project folder recording what the search ran on.
 FINGERPRINT = "stellar_nb_fingerprint.json"
+
+#: File in each trial folder naming the tuner (worker) that ran the trial.
+TRIAL_TUNER = "stellar_nb_tuner.json"
+
+#: Roles of a process in a distributed search.
+ROLES = ("chief", "worker")
+
+#: Tuner id of the chief: Keras Tuner recognises the chief by "chief" in its id.
+_CHIEF_ID = "chief"
 
 #: Head topologies the search chooses from, by name (hidden widths, input to output).
 HEAD_TEMPLATES = {
@@ -225,6 +248,117 @@ def _check_fingerprint(project, fingerprint, overwrite):
     )
 
 
+class _BayesianOptimization(keras_tuner.BayesianOptimization):
+    """Keras Tuner's Bayesian optimisation that records which tuner ran each trial."""
+
+    def on_trial_begin(self, trial):
+        """Write :data:`TRIAL_TUNER` (this tuner's id) into the trial's folder."""
+        super().on_trial_begin(trial)
+        record = {"trial": trial.trial_id, "tuner_id": self.tuner_id}
+        files.write_json(Path(self.get_trial_dir(trial.trial_id)) / TRIAL_TUNER, record)
+
+
+def _oracle_address(oracle):
+    host, _, port = str(oracle).rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--oracle {oracle!r}: give HOST:PORT, e.g. 127.0.0.1:8000")
+    return host, port
+
+
+@contextlib.contextmanager
+def distributed_environment(role, oracle, tuner_id=None):
+    """Set Keras Tuner's ``KERASTUNER_*`` variables for a distributed search, restored on exit.
+
+    Keras Tuner reads its role from the environment when a tuner is made and when it searches;
+    this sets ``KERASTUNER_TUNER_ID``, ``KERASTUNER_ORACLE_IP`` and ``KERASTUNER_ORACLE_PORT``
+    for that time only.
+
+    Parameters
+    ----------
+    role : {"chief", "worker"}
+        The chief serves the oracle at ``oracle``; a worker asks it for trials.
+    oracle : str
+        ``HOST:PORT`` of the chief's oracle service.
+    tuner_id : str, optional
+        A worker's name (required for a worker, unique per worker, and the same when a killed
+        worker is started again); the chief's is "chief".
+
+    Yields
+    ------
+    str
+        The tuner id.
+
+    Raises
+    ------
+    ValueError
+        For another role, an address that is not ``HOST:PORT``, a worker without a tuner id, or
+        a worker id containing "chief" (Keras Tuner would take it for the chief).
+    """
+    if role not in ROLES:
+        raise ValueError(f"distributed role must be one of {ROLES}, got {role!r}")
+    host, port = _oracle_address(oracle)
+    if role == "worker" and not (tuner_id and str(tuner_id).strip()):
+        raise ValueError("a distributed worker needs a tuner id (--tuner-id NAME)")
+    if role == "worker" and _CHIEF_ID in str(tuner_id):
+        raise ValueError(f"worker tuner id {tuner_id!r} must not contain {_CHIEF_ID!r}")
+    tuner_id = _CHIEF_ID if role == "chief" else str(tuner_id).strip()
+    settings = {
+        "KERASTUNER_TUNER_ID": tuner_id,
+        "KERASTUNER_ORACLE_IP": host,
+        "KERASTUNER_ORACLE_PORT": port,
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield tuner_id
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def report(project_dir):
+    """Every trial of a search folder: its values, status, score and the tuner that ran it.
+
+    Parameters
+    ----------
+    project_dir : str or pathlib.Path
+        A tuner project folder (``config.tuner_dir / project_name``).
+
+    Returns
+    -------
+    list of dict
+        ``trial``, ``status``, ``val_loss`` (None unless completed), ``tuner_id`` (None for a
+        trial run before :data:`TRIAL_TUNER` was recorded) and ``values``, in trial order.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``project_dir`` is not a folder.
+    """
+    project_dir = Path(project_dir)
+    if not project_dir.is_dir():
+        raise FileNotFoundError(f"no tuner project folder {project_dir}")
+    rows = []
+    for folder in sorted(project_dir.glob("trial_*")):
+        if not (folder / "trial.json").is_file():
+            continue
+        trial = files.read_json(folder / "trial.json")
+        tuner = folder / TRIAL_TUNER
+        rows.append(
+            {
+                "trial": trial["trial_id"],
+                "status": trial["status"],
+                "val_loss": trial["score"] if trial["status"] == "COMPLETED" else None,
+                "tuner_id": files.read_json(tuner)["tuner_id"] if tuner.is_file() else None,
+                "values": trial["hyperparameters"]["values"],
+            }
+        )
+    return rows
+
+
 def make_tuner(
     hypermodel,
     *,
@@ -274,7 +408,7 @@ def make_tuner(
         _check_fingerprint(project, fingerprint, overwrite)
         if overwrite and project.exists():
             shutil.rmtree(project)
-    tuner = keras_tuner.BayesianOptimization(
+    tuner = _BayesianOptimization(
         hypermodel,
         objective="val_loss",
         max_trials=int(max_trials),
@@ -298,6 +432,9 @@ def tune(
     overwrite=False,
     label_source="catalog",
     input_variant="paper",
+    distributed=None,
+    oracle=None,
+    tuner_id=None,
 ):
     """Run the search and return the best trial's settings.
 
@@ -313,19 +450,30 @@ def tune(
         Start afresh instead of resuming an earlier search (or refusing one on other data).
     label_source, input_variant : str
         As for :func:`stellar_nb.train.prepare_data`.
+    distributed : {None, "chief", "worker"}
+        One process of a distributed search (:func:`distributed_environment`): the chief serves
+        the oracle and returns once every trial is done; a worker trains the trials it is given.
+        All of them must see the same ``config.tuner_dir`` and ``project_name``.
+    oracle : str, optional
+        ``HOST:PORT`` of the chief's oracle (with ``distributed``).
+    tuner_id : str, optional
+        The worker's name (with ``distributed="worker"``).
 
     Returns
     -------
     dict
-        ``hyperparameters`` (the best trial's values), ``architecture`` and ``training`` (the
-        arguments they map to), ``val_loss``, ``trials`` (each trial's values and score) and
-        ``path`` of ``best.json`` written beside the trials.
+        For a single process or the chief: ``hyperparameters`` (the best trial's values),
+        ``architecture`` and ``training`` (the arguments they map to), ``val_loss``, ``trials``
+        (each trial's values, score and ``tuner_id``) and ``path`` of ``best.json`` written
+        beside the trials. For a worker: ``tuner_id`` and ``trials``, those it ran
+        (:func:`report`).
 
     Raises
     ------
     ValueError
         If ``config.tuner_dir / project_name`` holds a search on other data or settings and
-        ``overwrite`` is false; the message names the folder.
+        ``overwrite`` is false (the message names the folder); for a bad ``distributed``,
+        ``oracle`` or ``tuner_id``; for ``overwrite`` on a worker.
     """
     from stellar_nb import simulate, train
     from stellar_nb.config import get_config
@@ -340,36 +488,58 @@ def tune(
         epochs=config.tune_epochs,
         batch_size=config.batch_size,
     )
+    if distributed is None:
+        role = contextlib.nullcontext()
+    else:
+        if distributed == "worker" and overwrite:
+            raise ValueError("only the chief may overwrite a distributed search (--overwrite)")
+        role = distributed_environment(distributed, oracle, tuner_id)
     # refuse a mismatched folder before the (long) preprocessing, not after it
     _check_fingerprint(Path(config.tuner_dir) / project_name, fingerprint, overwrite)
-    data = train.prepare_data(
-        survey, seed=config.seed, label_source=label_source, input_variant=input_variant
-    )
-    steps = train.total_steps(
-        len(data["train_spectra"]), epochs=config.tune_epochs, batch_size=config.batch_size
-    )
-    hypermodel = StellarHyperModel(
-        model.loss_weights(data["train_labels"]),
-        steps,
-        data["train_spectra"].shape[1],
-        config.seed,
-    )
-    tuner = make_tuner(
-        hypermodel,
-        directory=config.tuner_dir,
-        project_name=project_name,
-        max_trials=config.trials,
-        seed=config.seed,
-        overwrite=overwrite,
-        fingerprint=fingerprint,
-    )
-    tuner.search(data, epochs=config.tune_epochs, batch_size=config.batch_size)
+    if distributed == "chief":
+        # the chief only serves the oracle: it builds the hypermodel to declare the search
+        # space, which does not depend on the loss weights or the schedule's length
+        data = None
+        hypermodel = StellarHyperModel(dict.fromkeys(schema.LABELS, 1.0), 1, seed=config.seed)
+    else:
+        data = train.prepare_data(
+            survey, seed=config.seed, label_source=label_source, input_variant=input_variant
+        )
+        steps = train.total_steps(
+            len(data["train_spectra"]), epochs=config.tune_epochs, batch_size=config.batch_size
+        )
+        hypermodel = StellarHyperModel(
+            model.loss_weights(data["train_labels"]),
+            steps,
+            data["train_spectra"].shape[1],
+            config.seed,
+        )
+    with role:
+        tuner = make_tuner(
+            hypermodel,
+            directory=config.tuner_dir,
+            project_name=project_name,
+            max_trials=config.trials,
+            seed=config.seed,
+            overwrite=overwrite,
+            fingerprint=fingerprint,
+        )
+        tuner.search(data, epochs=config.tune_epochs, batch_size=config.batch_size)
+    if distributed == "worker":
+        ran = [row for row in report(tuner.project_dir) if row["tuner_id"] == tuner.tuner_id]
+        return {"tuner_id": tuner.tuner_id, "trials": ran}
     return _summarise(tuner)
 
 
 def _summarise(tuner):
+    tuner_ids = {row["trial"]: row["tuner_id"] for row in report(tuner.project_dir)}
     trials = [
-        {"trial": t.trial_id, "values": t.hyperparameters.values, "val_loss": t.score}
+        {
+            "trial": t.trial_id,
+            "values": t.hyperparameters.values,
+            "val_loss": t.score,
+            "tuner_id": tuner_ids.get(t.trial_id),
+        }
         for t in tuner.oracle.trials.values()
         if t.status == keras_tuner.engine.trial.TrialStatus.COMPLETED
     ]

@@ -9,7 +9,9 @@ It serves three things, so that the real client code of :mod:`stellar_nb.data.sd
   ``SpecObjAll`` plus the ``SpecObj`` view (:mod:`dr12_schema`; T-SQL ``TOP n`` is translated).
   As on the real service, CSV comes as ``text/plain`` and a SQL error (unknown column or table)
   as HTTP 500 with a JSON body whose ``ErrorMessage`` words it as SQL Server does;
-- Hugging Face dataset file listings (``/api/datasets/REPO/tree/REV``) and ``resolve`` URLs.
+- the Hugging Face Hub endpoints that ``huggingface_hub`` uses (revision info, paged tree,
+  ``resolve`` with LFS redirects to a second, CDN-like origin; gated repos), from
+  :mod:`hub_fake`.
 
 Faults can be injected per path (``404``, ``500``, ``503``, ``429`` with ``Retry-After``,
 ``timeout``, ``truncate``, ``stall``, ``html``, ``corrupt``, ``error_table``: SkyServer's HTTP 200
@@ -33,7 +35,6 @@ To serve rows of the simulated survey instead, build the site from a split table
 """
 
 import dataclasses
-import hashlib
 import http.server
 import io
 import json
@@ -45,6 +46,7 @@ import urllib.parse
 from pathlib import Path
 
 import dr12_schema
+import hub_fake
 import numpy as np
 import pandas as pd
 
@@ -95,25 +97,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # keep test output clean
         pass
 
-    def do_GET(self):
+    def do_GET(self):  # and HEAD: _send leaves the body out
         parsed = urllib.parse.urlsplit(self.path)
         owner = self.server.owner
         owner.requests.append((parsed.path, self.headers.get("Range")))
         owner.user_agents.append(self.headers.get("User-Agent"))
-        if owner._take_fault(parsed.path, self):
+        self.body_fault = owner._take_fault(parsed.path, self)
+        if self.body_fault is True:  # the fault has answered
             return
-        params = dict(urllib.parse.parse_qsl(parsed.query))
+        query = dict(urllib.parse.parse_qsl(parsed.query))
+        if self.server.is_cdn:
+            return hub_fake.handle_cdn(self, parsed.path, query)
         if parsed.path.endswith("/SqlSearch"):
-            return self._sql(params)
-        match = re.fullmatch(r"/api/datasets/(.+?/.+?)/tree/([^/]+)(/.*)?", parsed.path)
-        if match:
-            return self._tree(match.group(1), params)
-        match = re.fullmatch(r"/datasets/(.+?/.+?)/resolve/([^/]+)/(.+)", parsed.path)
-        if match and match.group(1) in owner.datasets:
-            return self._file(owner.datasets[match.group(1)] / urllib.parse.unquote(match.group(3)))
+            return self._sql(query)
+        if hub_fake.handle(self, parsed.path.strip("/").split("/"), query):
+            return
         if owner.root is not None:
             return self._file(owner.root / urllib.parse.unquote(parsed.path).lstrip("/"))
         return self._send(404, b"not found", "text/plain")
+
+    do_HEAD = do_GET
 
     def _send(self, status, body, content_type, headers=()):
         self.send_response(status)
@@ -122,7 +125,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for key, value in headers:
             self.send_header(key, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":  # a HEAD answer has the headers of a GET, never a body
+            self.wfile.write(body)
 
     def _sql(self, params):
         try:
@@ -138,42 +142,35 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._send(200, body, "application/json")
         return self._send(200, _csv(frame), "text/plain")
 
-    def _tree(self, repo, params):
-        directory = self.server.owner.datasets.get(repo)
-        if directory is None:
-            return self._send(404, b'{"error": "Repository not found"}', "application/json")
-        entries = []
-        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            size = path.stat().st_size
-            entries.append(
-                {
-                    "type": "file",
-                    "path": path.relative_to(directory).as_posix(),
-                    "size": size,
-                    "lfs": {"oid": digest, "size": size},
-                }
-            )
-        start, size = int(params.get("cursor", 0)), self.server.owner.tree_page
-        headers = []
-        if start + size < len(entries):
-            link = f"http://127.0.0.1:{self.server.server_address[1]}/api/datasets/{repo}/tree/main?recursive=true&cursor={start + size}"
-            headers.append(("Link", f'<{link}>; rel="next"'))
-        body = json.dumps(entries[start : start + size]).encode()
-        return self._send(200, body, "application/json", headers)
-
     def _file(self, path):
         if not path.is_file() or ".." in Path(urllib.parse.unquote(self.path)).parts:
             return self._send(404, b"not found", "text/plain")
-        body = path.read_bytes()
+        self._send_file(path.read_bytes())
+
+    def _send_file(self, body, headers=()):
+        """Send ``body`` (or the byte range asked for), spoilt by this request's body fault."""
+        status, headers = 200, [("Accept-Ranges", "bytes"), *headers]
         requested = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
         if requested:
             start = int(requested.group(1))
             if start >= len(body):
                 return self._send(416, b"", "application/octet-stream")
-            content_range = ("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-            return self._send(206, body[start:], "application/octet-stream", [content_range])
-        return self._send(200, body, "application/octet-stream", [("Accept-Ranges", "bytes")])
+            headers.append(("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}"))
+            status, body = 206, body[start:]
+        if self.body_fault == "corrupt":
+            body = body[:100] + bytes(255 - b for b in body[100:200]) + body[200:]
+        if self.command == "HEAD" or self.body_fault not in ("truncate", "stall"):
+            return self._send(status, body, "application/octet-stream", headers)
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers:
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        if self.body_fault == "stall":  # half the body, then silence: a client to kill
+            time.sleep(self.server.owner.slow_seconds)
+        self.close_connection = True
 
 
 @dataclasses.dataclass
@@ -194,11 +191,13 @@ class LoopbackServer:
         ``sppParams`` column (``specObjID, plate, mjd, fiberID, ra, dec, class, ..., teffadop,
         teffadopunc, ..., elodiervfinal, elodiervfinalerr, flag, snr``); see :mod:`dr12_schema`.
     datasets : dict, optional
-        ``{"owner/name": folder}``: Hugging Face datasets to serve.
+        ``{"owner/name": repo}``: Hugging Face datasets to serve, each a folder (revision
+        ``main``), ``{revision: folder}`` or a :class:`hub_fake.HubRepo` (e.g. gated).
     slow_seconds : float
         How long a ``timeout`` or ``stall`` fault stalls.
-    tree_page : int
-        Entries per page of a Hub file listing (further pages via a ``Link`` header).
+    tree_page : int, optional
+        Entries per page of a Hub file listing (further pages via a ``Link`` header); default
+        the Hub's own, 1000 (50 with ``expand``).
 
     Examples
     --------
@@ -207,20 +206,20 @@ class LoopbackServer:
     """
 
     def __init__(
-        self, root=None, *, catalogue=None, datasets=None, slow_seconds=3.0, tree_page=1000
+        self, root=None, *, catalogue=None, datasets=None, slow_seconds=3.0, tree_page=None
     ):
         self.root = None if root is None else Path(root)
         self.catalogue = pd.DataFrame() if catalogue is None else catalogue
         dr12_schema.check_columns(self.catalogue)
-        self.datasets = {name: Path(folder) for name, folder in (datasets or {}).items()}
+        self.datasets = {name: hub_fake.HubRepo.of(repo) for name, repo in (datasets or {}).items()}
         self.slow_seconds = float(slow_seconds)
-        self.tree_page = int(tree_page)
+        self.tree_page = tree_page
         self.requests = []
         self.user_agents = []
         self._faults = {}
         self._lock = threading.Lock()
-        self._server = None
-        self._thread = None
+        self._server = self._cdn = None
+        self._threads = []
 
     def fail(self, path, kind, times=1):
         """Make the next ``times`` requests for URL ``path`` fail with ``kind`` (see :data:`FAULTS`)."""
@@ -229,10 +228,11 @@ class LoopbackServer:
         self._faults["/" + path.lstrip("/")] = _Fault(kind, int(times))
 
     def _take_fault(self, path, handler):
+        """Answer an injected status fault (True), or return a body fault's kind, or None."""
         with self._lock:
             fault = self._faults.get(path)
             if fault is None or fault.times <= 0:
-                return False
+                return None
             fault.times -= 1
         if fault.kind in ("404", "500", "503"):
             handler._send(int(fault.kind), f"injected HTTP {fault.kind}".encode(), "text/plain")
@@ -249,22 +249,7 @@ class LoopbackServer:
             time.sleep(self.slow_seconds)
             handler.close_connection = True
         else:
-            body = (self.root / path.lstrip("/")).read_bytes()
-            if fault.kind == "corrupt":
-                handler._send(
-                    200,
-                    body[:100] + bytes(255 - b for b in body[100:200]) + body[200:],
-                    "application/octet-stream",
-                )
-            else:
-                handler.send_response(200)
-                handler.send_header("Content-Length", str(len(body)))
-                handler.end_headers()
-                handler.wfile.write(body[: len(body) // 2])
-                handler.wfile.flush()
-                if fault.kind == "stall":  # half the body, then silence: a client to kill
-                    time.sleep(self.slow_seconds)
-                handler.close_connection = True
+            return fault.kind  # corrupt, truncate, stall: applied to the body as it is sent
         return True
 
     @property
@@ -284,25 +269,41 @@ class LoopbackServer:
         """Base of the DR12 Science Archive Server tree on this server (serves ``root``)."""
         return self.url
 
+    @property
+    def cdn_url(self):
+        """Base URL of the second origin that serves the Hub's LFS objects (as a CDN does)."""
+        if self._cdn is None:
+            raise RuntimeError("the loopback server is not running; use start() or a with block")
+        return f"http://127.0.0.1:{self._cdn.server_address[1]}"
+
     def start(self):
-        """Start serving; returns ``self``."""
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.owner = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, name="stellar_nb-loopback", daemon=True
-        )
-        self._thread.start()
+        """Start serving (the main origin and the CDN origin); returns ``self``."""
+        servers = []
+        for is_cdn in (False, True):
+            server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+            server.daemon_threads, server.owner, server.is_cdn = True, self, is_cdn
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.1},  # a quick stop(): tests start many servers
+                name="stellar_nb-loopback",
+                daemon=True,
+            )
+            thread.start()
+            servers.append((server, thread))
+        (self._server, _), (self._cdn, _) = servers
+        self._threads = [thread for _, thread in servers]
         return self
 
     def stop(self):
-        """Stop serving and release the port."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join(timeout=10)
-            self._server = None
+        """Stop serving and release the ports."""
+        for server in (self._server, self._cdn):
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._server = self._cdn = None
+        self._threads = []
 
     def __enter__(self):
         return self.start()

@@ -123,3 +123,52 @@ def test_command_errors_print_the_command_and_exit_1(tmp_path, capsys):
     )
     error = capsys.readouterr().err
     assert error.startswith("stellar-nb preprocess: error:") and str(missing) in error
+
+
+#: Lines TensorFlow prints on import (C++ logging: oneDNN, cpu_feature_guard, absl's preamble).
+TENSORFLOW_NOISE = ("oneDNN", "cpu_feature_guard", "absl::InitializeLog", "TF_ENABLE_ONEDNN_OPTS")
+#: Runs ``stellar-nb`` in a fresh interpreter, then reports whether TensorFlow was loaded and what
+#: TF_CPP_MIN_LOG_LEVEL the command left in the environment.
+CLI_THEN_REPORT = (
+    "import os, sys\n"
+    "from stellar_nb.commands import main\n"
+    "status = main(sys.argv[1:])\n"
+    "print('tensorflow' in sys.modules, os.environ.get('TF_CPP_MIN_LOG_LEVEL'))\n"
+    "sys.exit(status)\n"
+)
+
+
+def test_no_parser_imports_tensorflow():
+    code = (
+        "import sys\n"
+        "from stellar_nb import commands\n"
+        "for name in commands.COMMANDS: commands.build_parser(name)\n"
+        "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
+def test_tensorflow_start_up_lines_only_with_verbose(verbose, tmp_path, monkeypatch):
+    # tune imports Keras Tuner, hence TensorFlow, then stops on the missing survey: a quick way to
+    # load TensorFlow through a real command
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    missing = tmp_path / "no-such-survey"
+    argv = ["tune", "--survey", str(missing), "--data-home", str(tmp_path)]
+    done = subprocess.run(
+        [sys.executable, "-c", CLI_THEN_REPORT, *argv, *(["--verbose"] if verbose else [])],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    loaded, level = done.stdout.split()
+    assert loaded == "True"
+    # --verbose leaves the level to TensorFlow's side (jax, where installed, sets 1 on import)
+    assert level != "2" if verbose else level == "2"
+    lines = done.stderr.splitlines()
+    assert lines[-1].startswith("stellar-nb tune: error:") and str(missing) in lines[-1]
+    if not verbose:  # with --verbose, TensorFlow's own level applies (checked above)
+        noise = [line for line in lines if any(word in line for word in TENSORFLOW_NOISE)]
+        assert noise == [] and len(lines) == 1, done.stderr

@@ -5,6 +5,7 @@ the dashboard is tested on a real :class:`stellar_nb.inference.NumpyModel`.
 """
 
 import dataclasses
+import html
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 
 from stellar_nb import commands, inference, schema, trust
+from stellar_nb.config import get_config
 from stellar_nb.dashboard import analysis as analysis_module
 from stellar_nb.dashboard import app as app_module
 from stellar_nb.dashboard import inputs, plotly_view, serve, survey_cache
@@ -251,53 +253,84 @@ def test_figures_have_fixed_traces(cache, model, emulator, test_rows):
     )
     spectrum = figures.plot_spectrum(analysis)
     names = [trace.name for trace in spectrum.data]
-    assert names[:3] == ["observed", "masked pixels", "emulated at prediction"]
-    assert names[figures.FIRST_STEP_TRACE :] == [
-        f"step: {step}" for step in figures.PREPROCESSING_STEPS
-    ]
-    np.testing.assert_allclose(spectrum.data[0].y, analysis.spectrum.flux)
-    assert spectrum.data[1].x.size == analysis.bad_pixels.sum()
+    assert names[:3] == ["observed", "masked pixels (gaps)", "emulated at the prediction"]
+    bad = analysis.bad_pixels
+    assert bad.any()  # the simulated survey masks pixels: they must be gaps, not zeros
+    observed = np.asarray(spectrum.data[0].y, dtype=float)
+    assert np.isnan(observed[bad]).all()
+    np.testing.assert_allclose(observed[~bad], analysis.spectrum.flux[~bad])
+    assert np.isnan(np.asarray(spectrum.data[2].y, dtype=float)[bad]).all()
+    assert spectrum.data[1].x.size == bad.sum()
     np.testing.assert_allclose(spectrum.data[4].y, analysis.flux_residual)
-    np.testing.assert_allclose(spectrum.data[-1].y, analysis.stages["standardised"])
-    assert (
-        spectrum.data[4].yaxis == "y2" and spectrum.data[-1].yaxis == "y4"
-    )  # standardised: right axis
+    assert spectrum.data[4].yaxis == "y2"  # the residual has its own panel
+    assert "Å" in spectrum.layout.xaxis2.title.text and "Å" in spectrum.layout.yaxis.title.text
     texts = {annotation.text for annotation in spectrum.layout.annotations}
     assert {"H alpha", "H beta", "Ca II K", "Mg b", "Na D", "G band"} <= texts
     low, high = 10 ** analysis.spectrum.loglam[[0, -1]]
     assert all(low <= shape.x0 <= high for shape in spectrum.layout.shapes)
+    # labels on one row are at least LABEL_SPACING of the range apart: none overlap
+    by_row = {}
+    for annotation in spectrum.layout.annotations:
+        by_row.setdefault(annotation.y, []).append(annotation.x)
+    assert len(by_row) >= 2  # Ca II K and H are too close for one row
+    for positions in by_row.values():
+        assert np.all(np.diff(sorted(positions)) >= figures.LABEL_SPACING * (high - low))
     assert len(figures.plot_spectrum().data) == len(spectrum.data)
-    hidden = figures.plot_spectrum(analysis, steps=("standardised",))
-    assert [trace.visible for trace in hidden.data[figures.FIRST_STEP_TRACE :]] == [
-        False,
-        False,
-        False,
-        True,
-    ]
-    with pytest.raises(ValueError, match="unknown steps"):
-        figures.plot_spectrum(analysis, steps=("smoothed",))
+    for step in figures.PREPROCESSING_STEPS:
+        panel = figures.plot_preprocessing(analysis, step)
+        assert [trace.visible for trace in panel.data] == [
+            name == step for name in figures.PREPROCESSING_STEPS
+        ]
+        assert panel.layout.title.text == figures.STEP_DESCRIPTIONS[step]
+    panel = figures.plot_preprocessing(analysis, "standardised")
+    np.testing.assert_allclose(panel.data[-1].y, analysis.stages["standardised"])
+    np.testing.assert_allclose(panel.data[2].y, analysis.stages["rest frame"])
+    with pytest.raises(ValueError, match="unknown step"):
+        figures.plot_preprocessing(analysis, "smoothed")
     overview = figures.plot_overview(cache.test, cache.residuals, analysis)
     assert overview.data[0].x.size == len(cache.test)
-    assert list(overview.data[2].x) == [analysis.prediction[0]] and list(
-        overview.data[2].error_y.array
-    ) == [analysis.sigma[2]]
-    assert overview.data[4].type == "bar"
-    centres, counts, _ = figures.residual_histogram(cache.residuals[:, 1])
-    np.testing.assert_allclose(overview.data[4].x, centres)
-    np.testing.assert_array_equal(overview.data[4].y, counts)
-    assert counts.sum() >= 0.98 * len(cache.test)  # the central 99% and the edges
-    assert {trace.type for trace in overview.data} <= set(plotly_view.TRACE_TYPES)
-    assert {trace.type for trace in figures.plot_spectrum(analysis).data} <= set(
-        plotly_view.TRACE_TYPES
+    ring, bar_teff, bar_logg, star = overview.layout.shapes[:4]
+    assert (ring.xanchor, ring.yanchor) == pytest.approx(
+        (analysis.catalogue[0], analysis.catalogue[2])
     )
+    assert (star.xanchor, star.yanchor) == pytest.approx(
+        (analysis.prediction[0], analysis.prediction[2])
+    )
+    assert star.showlegend and star.name.startswith("predicted")
+    assert bar_teff.x1 - bar_teff.x0 == pytest.approx(2 * analysis.sigma[0])
+    assert bar_logg.y1 - bar_logg.y0 == pytest.approx(2 * analysis.sigma[2])
+    high, low = overview.layout.xaxis.range  # reversed, spanning every test star
+    assert high > cache.test.catalog_teff.max() and low < cache.test.catalog_teff.min()
+    assert overview.layout.xaxis.title.text == "T<sub>eff</sub> (K)"
+    assert overview.data[0].marker.colorscale[0][1].lower() == "#00224e"  # Cividis
+    assert [trace.type for trace in overview.data] == ["scatter", "bar", "bar", "bar"]
+    centres, counts, _ = figures.residual_histogram(cache.residuals[:, 1])
+    np.testing.assert_allclose(overview.data[2].x, centres)
+    np.testing.assert_array_equal(overview.data[2].y, counts)
+    assert counts.sum() >= 0.98 * len(cache.test)  # the central 99% and the edges
+    for figure in (overview, spectrum, panel):
+        assert {trace.type for trace in figure.data} <= set(plotly_view.TRACE_TYPES)
     subset = figures.plot_overview(cache.test, cache.residuals, analysis, max_points=50)
     assert subset.data[0].x.size == 50 and "50 of" in subset.layout.annotations[0].text
     chosen = cache.test.set_index(cache.test.spec_id.astype(str)).loc[
         list(subset.data[0].customdata)
     ]
     np.testing.assert_allclose(subset.data[0].x, chosen.catalog_teff)
-    assert [shape.x0 for shape in overview.layout.shapes] == pytest.approx(list(analysis.residual))
-    assert [shape.xref for shape in overview.layout.shapes] == ["x2", "x3", "x4"]
+    residual_lines = overview.layout.shapes[4:]
+    assert [shape.x0 for shape in residual_lines] == pytest.approx(list(analysis.residual))
+    assert [shape.xref for shape in residual_lines] == ["x2", "x3", "x4"]
+    uploaded = dataclasses.replace(analysis, catalogue=None)  # no catalogue: no ring, no lines
+    assert [shape["type"] for shape in figures.overview_shapes(uploaded)] == [
+        "line",
+        "line",
+        "path",
+    ]
+    assert figures.overview_shapes(None) == []
+
+
+def test_line_labels_take_the_first_free_row():
+    assert figures.line_labels([0.0, 1.0, 5.0, 5.5, 5.8, 9.0], spacing=2.0) == [0, 1, 0, 1, 2, 0]
+    assert figures.line_labels([], spacing=1.0) == []
 
 
 def test_dashboard_updates_every_panel(dashboard, cache, model, emulator):
@@ -306,22 +339,88 @@ def test_dashboard_updates_every_panel(dashboard, cache, model, emulator):
     assert dashboard.load_test_star(spec_id)
     expected = analysis_module.analyse(cache.star(7), model, emulator, cache)
     np.testing.assert_allclose(dashboard.analysis.prediction, expected.prediction)
-    np.testing.assert_allclose(dashboard.spectrum.data[0]["y"], cache.star(7).flux)
-    np.testing.assert_allclose(dashboard.spectrum.data[7]["y"], expected.stages["rest frame"])
-    assert (
-        dashboard.spectrum.data[4]["yaxis"] == "y2" and dashboard.spectrum.data[8]["yaxis"] == "y4"
-    )
-    assert list(dashboard.overview.data[2]["x"]) == pytest.approx([expected.prediction[0]])
+    good = ~expected.bad_pixels
+    np.testing.assert_allclose(dashboard.spectrum.data[0]["y"][good], cache.star(7).flux[good])
+    np.testing.assert_allclose(dashboard.preprocessing.data[0]["y"][good], cache.star(7).flux[good])
+    np.testing.assert_allclose(dashboard.preprocessing.data[2]["y"], expected.stages["rest frame"])
+    shapes = dashboard.overview.plot_layout["shapes"]
+    assert shapes == figures.overview_shapes(dashboard.analysis)
+    assert shapes[3]["xanchor"] == pytest.approx(expected.prediction[0])
     assert len(dashboard.overview.data[0]["x"]) == len(cache.test)  # the test stars stay
-    assert dashboard.overview.plot_layout["shapes"][0]["x0"] == pytest.approx(expected.residual[0])
+    assert shapes[-3]["x0"] == pytest.approx(expected.residual[0])
     assert len(dashboard.overview.plot_layout["annotations"]) == 4  # subplot titles stay
     assert f"data-value='{expected.prediction[0]:.6g}'" in dashboard.results.value
+    assert "T<sub>eff</sub> (K)" in dashboard.results.value
+    assert "|residual| percentile" in dashboard.results.value
     assert spec_id in dashboard.status.value and dashboard.last_update_seconds > 0
     assert "Trust flags" in dashboard.flags.value
-    dashboard.steps[0].value = False
-    assert dashboard.spectrum.data[figures.FIRST_STEP_TRACE]["visible"] is False
+    for name, meaning in app_module.FLAG_EXPLANATIONS.items():
+        assert html.escape(meaning) in dashboard.flags.value, name
+    dashboard.step.value = "standardised"
+    assert [trace["visible"] for trace in dashboard.preprocessing.data] == [False] * 3 + [True]
+    assert dashboard.preprocessing.plot_layout["title"]["text"].startswith("4. standardised")
     assert dashboard.load_test_star(cache.test.spec_id.iloc[8])
-    assert dashboard.spectrum.data[figures.FIRST_STEP_TRACE]["visible"] is False  # the choice stays
+    assert dashboard.preprocessing.data[3]["visible"] is True  # the choice stays
+
+
+def test_flag_explanations_cover_every_flag():
+    assert tuple(app_module.FLAG_EXPLANATIONS) == trust.FLAG_NAMES
+    assert all(len(text) > 20 for text in app_module.FLAG_EXPLANATIONS.values())
+
+
+def test_random_star_regions_and_enter(dashboard, cache):
+    test = cache.test.set_index(cache.test.spec_id.astype(str))
+    for region, bounds in app_module.REGIONS.items():
+        spec_id = dashboard.random_star(region)
+        if bounds is not None:
+            column, low, high = bounds
+            assert low <= test.loc[spec_id, column] < high, region
+    with pytest.raises(ValueError, match="unknown region"):
+        dashboard.random_star("the moon")
+    assert dashboard.load_random_star("giants (log g < 3.5)")
+    shown = str(dashboard.analysis.spectrum.meta["spec_id"])
+    assert dashboard.star_id.value == shown and test.loc[shown, "catalog_logg"] < 3.5
+    # the id box submits on Enter (continuous_update=False: the value arrives once, then)
+    other = str(cache.test.spec_id.iloc[3])
+    dashboard.star_id.value = other
+    assert str(dashboard.analysis.spectrum.meta["spec_id"]) == other
+    assert "showing test star " + other in dashboard.status.value
+    dashboard.star_id.value = ""  # an emptied box loads nothing
+    assert str(dashboard.analysis.spectrum.meta["spec_id"]) == other
+
+
+def test_downloads_hold_the_results(dashboard, cache, tmp_path):
+    import base64
+    import csv
+    import io
+    import re
+
+    analysis = dashboard.analysis
+    links = dict(
+        re.findall(
+            r"download='([^']+)' href='data:[^;]+;base64,([^']+)'", dashboard.downloads.value
+        )
+    )
+    spec_id = analysis.spectrum.meta["spec_id"]
+    csv_text = base64.b64decode(links[f"test_star_{spec_id}-labels.csv"]).decode()
+    record = json.loads(base64.b64decode(links[f"test_star_{spec_id}-labels.json"]))
+    assert record == analysis_module.results_record(analysis)
+    (row,) = csv.DictReader(io.StringIO(csv_text))
+    for i, label in enumerate(schema.LABELS):
+        assert float(row[label]) == pytest.approx(analysis.prediction[i])
+        assert float(row[f"{label}_sigma"]) == pytest.approx(analysis.sigma[i])
+        assert record["labels"][label]["catalogue"] == pytest.approx(analysis.catalogue[i])
+        assert 0 <= record["labels"][label]["abs_residual_percentile"] <= 100
+    for flag in analysis.flags:
+        assert row[f"flag: {flag['name']}"] == str(int(flag["raised"]))
+    assert [flag["name"] for flag in record["flags"]] == [f["name"] for f in analysis.flags]
+    # an upload is not a test star: the id box empties, the downloads carry no catalogue
+    content = _fits_bytes(tmp_path, cache.star(4), "star.fits")
+    dashboard.star_id.value = str(cache.test.spec_id.iloc[5])
+    assert dashboard.load_upload("star.fits", content, len(content))
+    assert dashboard.star_id.value == "" and "star-labels.csv" in dashboard.downloads.value
+    assert not dashboard.load_upload("notes.txt", b"hello", 5)
+    assert dashboard.downloads.value == ""  # nothing to take away from a failed file
 
 
 def test_dashboard_survives_bad_input(dashboard, cache, tmp_path):
@@ -354,7 +453,8 @@ def test_kiel_click_loads_the_star(dashboard, cache):
     assert str(dashboard.analysis.spectrum.meta["spec_id"]) == clicked
     assert dashboard.star_id.value == clicked
     before = dashboard.analysis
-    dashboard.overview._handle(None, {"event": "click", "trace": 2, "point": 0}, [])  # the star
+    # a click on a histogram bar, or beyond the stars, loads nothing
+    dashboard.overview._handle(None, {"event": "click", "trace": 2, "point": 0}, [])
     dashboard.overview._handle(None, {"event": "click", "trace": 0, "point": 10**6}, [])
     assert dashboard.analysis is before
 
@@ -434,6 +534,7 @@ def test_dashboard_kernel_skips_heavy_imports(quick_config, quick_survey, model_
 
 def test_notebook_is_the_three_cells():
     notebook = json.loads((serve.notebook_path()).read_text())
+    assert notebook["metadata"]["title"] == serve.TITLE  # the page's title
     assert [cell["cell_type"] for cell in notebook["cells"]] == ["code"] * 3
     assert tuple("".join(cell["source"]) for cell in notebook["cells"]) == serve.CELLS
     assert all(not cell["outputs"] for cell in notebook["cells"])
@@ -444,6 +545,7 @@ def test_notebook_copy_outside_a_checkout(tmp_path, monkeypatch):
     path = serve.notebook_path(tmp_path)
     notebook = json.loads(path.read_text())
     assert tuple("".join(cell["source"]) for cell in notebook["cells"]) == serve.CELLS
+    assert notebook["metadata"]["title"] == serve.TITLE
 
 
 def test_command_line_and_voila_settings():
@@ -467,6 +569,29 @@ def test_command_line_and_voila_settings():
         assert "anywidget" in allowed and "@jupyter-widgets/jupyterlab-manager" in allowed
         assert "jupyterlab-plotly" not in allowed
     assert app_module.Dashboard.show.__doc__
+    # Kernels are freed: the preheated page never sets Voila's _xsrf cookie, so its shutdown
+    # request on tab close was refused (403) until the standalone server stopped checking it;
+    # kernels whose tab vanished without a word are culled when idle and disconnected.
+    assert voila["Voila"]["tornado_settings"]["disable_check_xsrf"] is True
+    assert (
+        "disable_check_xsrf" not in server["ServerApp"]["tornado_settings"]
+    )  # JupyterLab keeps it
+    for settings in (voila, server):
+        culling = settings["MappingKernelManager"]
+        assert culling["cull_idle_timeout"] == 60 * serve.CULL_IDLE_MINUTES
+        assert (
+            0 < culling["cull_interval"] <= culling["cull_idle_timeout"]
+            and not culling["cull_connected"]
+        )
+    assert (
+        voila["VoilaConfiguration"]["preheat_kernel"]
+        and voila["VoilaConfiguration"]["default_pool_size"] >= 4
+    )
+    assert voila["VoilaKernelManager"]["fill_delay"] <= 1
+    assert (
+        serve.voila_environment(get_config(quick=True), "survey")["ARROW_DEFAULT_MEMORY_POOL"]
+        == "system"
+    )
 
 
 def _analyse_error(spectrum, model, emulator, cache):
@@ -536,9 +661,7 @@ def test_an_error_clears_the_previous_results(dashboard, tmp_path):
     assert dashboard.analysis is None and "data-value" not in dashboard.results.value
     assert f"previous spectrum: {before}" in dashboard.results.value and dashboard.flags.value == ""
     assert all(len(trace["y"]) == 0 for trace in dashboard.spectrum.data)  # every trace emptied
-    assert (
-        len(dashboard.overview.data[2]["x"]) == 0 and dashboard.overview.plot_layout["shapes"] == []
-    )
+    assert dashboard.overview.plot_layout["shapes"] == []
     assert len(dashboard.overview.data[0]["x"]) == len(dashboard.survey_cache.test)  # stars stay
     assert before in dashboard.spectrum.plot_layout["title"]["text"]
     assert dashboard.load_test_star(dashboard.survey_cache.test.spec_id.iloc[2])

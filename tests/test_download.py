@@ -88,6 +88,26 @@ def test_http_500_is_retried_then_succeeds(site, tmp_path):
     assert sum(path == "/d/f0.bin" for path, _ in server.requests) == 3
 
 
+def test_429_waits_as_long_as_retry_after_says(site, tmp_path, monkeypatch):
+    server, contents = site
+    waits = []
+    monkeypatch.setattr(download, "_sleep", waits.append)
+    server.fail("/d/f1.bin", "429", times=1)
+    server.fail("/d/f2.bin", "503", times=1)  # no Retry-After: the (jittered) back-off
+    report = fetch([remote(server, "d/f1.bin")], tmp_path / "out", workers=1)
+    assert report.ok and waits == [float(loopback.RETRY_AFTER_SECONDS)]
+    report = fetch([remote(server, "d/f2.bin")], tmp_path / "out", workers=1, backoff=0.5)
+    assert report.ok and len(waits) == 2 and 0.5 <= waits[1] <= 0.625
+    assert (tmp_path / "out" / "d" / "f1.bin").read_bytes() == contents["d/f1.bin"]
+
+
+def test_retry_wait_is_bounded():
+    assert download.retry_wait(0, 1.0, "120") == download.MAX_WAIT
+    assert download.retry_wait(1, 1.0, "Wed, 21 Oct 2015 07:28:00 GMT") == 2.0
+    assert download.retry_wait(3, 0.5, None) == 4.0
+    assert download.retry_wait(20, 0.5) == download.MAX_WAIT
+
+
 def test_http_500_gives_up_after_bounded_retries(site, tmp_path):
     server, _ = site
     server.fail("/d/f0.bin", "500", times=10)

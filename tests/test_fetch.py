@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from stellar_nb import commands, schema
-from stellar_nb.data import paper_dataset, sdss, tables
+from stellar_nb.data import download, paper_dataset, sdss, tables
 
 
 @pytest.fixture
@@ -94,31 +94,22 @@ def hub_folder(tmp_path):
     return folder
 
 
-def test_fetch_paper_dataset(tmp_path, capsys):
-    with loopback.LoopbackServer(
-        datasets={paper_dataset.REPOSITORY: hub_folder(tmp_path)}
-    ) as server:
-        argv = [
-            "fetch",
-            "paper-dataset",
-            "--out",
-            str(tmp_path / "bench"),
-            "--hf-url",
-            server.url,
-            "--no-progress",
-        ]
-        assert commands.main([*argv, "--data-home", str(tmp_path)]) == 0
+def test_fetch_paper_dataset(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    folder = hub_folder(tmp_path)
+    with loopback.LoopbackServer(datasets={paper_dataset.REPOSITORY: folder}) as server:
+        argv = ["fetch", "paper-dataset", "--hf-url", server.url, "--no-progress"]
+        argv += ["--data-home", str(tmp_path)]
+        assert commands.main([*argv, "--out", str(tmp_path / "bench")]) == 0
         assert "paper data set splits in" in capsys.readouterr().out
         frame = paper_dataset.load_paper_dataset("test", data_home=tmp_path / "bench")
         assert frame["spec_id"].tolist() == [20, 21, 22]
-        server.fail(
-            f"/datasets/{paper_dataset.REPOSITORY}/resolve/main/train-00000-of-00001.parquet",
-            "500",
-            times=10,
-        )
-        (tmp_path / "bench" / "manifest.json").unlink()
-        assert commands.main([*argv, "--data-home", str(tmp_path), "--retries", "0"]) == 1
-    assert "rerun the same command to resume" in capsys.readouterr().err
+        train = folder / "train-00000-of-00001.parquet"
+        server.fail(f"/lfs/{download.sha256sum(train)}", "corrupt", times=10)
+        assert commands.main([*argv, "--out", str(tmp_path / "again"), "--retries", "0"]) == 1
+    error = capsys.readouterr().err
+    assert "train-00000-of-00001.parquet: checksum mismatch" in error
+    assert "rerun the same command to resume" in error
 
 
 def test_fetch_help_lists_sources():

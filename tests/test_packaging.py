@@ -1,36 +1,69 @@
-"""The three environment descriptions agree; repository hygiene."""
+"""The environment descriptions agree with pyproject.toml; repository hygiene."""
 
 import json
 import re
 import tomllib
 from pathlib import Path
 
+import packaging.requirements
+import packaging.utils
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _name(requirement):
-    return re.split(r"[<>=!~;\[ ]", requirement.strip(), maxsplit=1)[0].lower().replace("_", "-")
+def _requirement(text):
+    """``(normalised name, specifier)`` of a pip or conda requirement (markers dropped)."""
+    requirement = packaging.requirements.Requirement(text.split(";")[0].strip())
+    return packaging.utils.canonicalize_name(requirement.name), str(requirement.specifier)
 
 
-def _conda_names(path):
-    spec = yaml.safe_load(path.read_text())
-    names = set()
+def _declared():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return project["dependencies"]
+
+
+#: ``pip install --no-deps "REQUIREMENT"`` as ./dev and binder/postBuild spell it.
+NO_DEPS_INSTALL = re.compile(r'pip install (?:--quiet )?--no-deps "([^"]+)"')
+
+
+def test_binder_requirements_are_the_declared_dependencies():
+    lines = (ROOT / "binder" / "requirements.txt").read_text().splitlines()
+    listed = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert listed == _declared()
+    # repo2docker prefers an environment.yml in binder/ and would ignore requirements.txt
+    assert not list((ROOT / "binder").glob("environment.y*ml"))
+    assert (ROOT / "binder" / "runtime.txt").read_text().strip() == "python-3.11"
+
+
+def test_conda_environment_is_the_declared_dependencies():
+    spec = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda, pip = [], []
     for entry in spec["dependencies"]:
         if isinstance(entry, dict):
-            names |= {_name(item) for item in entry["pip"] if not item.startswith("-")}
-        else:
-            names.add(_name(entry))
-    return names - {"python", "pip"}
+            pip = [item for item in entry["pip"] if not item.startswith("-")]
+            assert "-e ." in entry["pip"]
+        elif entry != "pip" and not entry.startswith("python="):
+            conda.append(entry)
+    assert sorted(map(_requirement, conda + pip)) == sorted(map(_requirement, _declared()))
 
 
-def test_environment_descriptions_agree():
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = {_name(item) for item in project["dependencies"]}
-    assert "tensorflow-cpu" in declared and "keras-tuner" in declared
-    assert _conda_names(ROOT / "environment.yml") == declared
-    assert _conda_names(ROOT / "binder" / "environment.yml") == declared
+def test_the_no_deps_wheel_is_installed_alike_everywhere():
+    installs = {
+        name: NO_DEPS_INSTALL.findall((ROOT / name).read_text())
+        for name in ("dev", "binder/postBuild", "environment.yml")
+    }
+    assert installs == {name: ["sdss-mangadap>=4.5"] for name in installs}
+    assert "pip install --no-deps ." in (ROOT / "binder" / "postBuild").read_text()
+
+
+def test_jupyterlab_overrides_are_installed_by_binder_and_dev():
+    overrides = "stellar_nb/resources/jupyterlab/overrides.json"
+    settings = json.loads((ROOT / overrides).read_text())
+    assert settings["@jupyterlab/apputils-extension:notification"]["fetchNews"] == "false"
+    assert settings["@jupyterlab/extensionmanager-extension:plugin"]["enabled"] is False
+    assert overrides in (ROOT / "binder" / "postBuild").read_text()
+    assert overrides in (ROOT / "dev").read_text()
 
 
 def test_notebooks_are_committed_without_outputs():

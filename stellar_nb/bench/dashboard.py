@@ -1,24 +1,35 @@
 """``stellar-nb bench dashboard``: the dashboard's speed and memory, measured in Chromium.
 
-Serves the dashboard with Voila on loopback and drives Debian's Chromium through Playwright
-(``/usr/bin/chromium`` by default; no browser download), as a user would:
+Serves the dashboard with Voila on loopback, with the shipped settings
+(``stellar_nb/resources/voila/voila.json``: preheated kernel pool, shutdown on tab close, idle
+culling), and drives Debian's Chromium through Playwright (``/usr/bin/chromium`` by default; no
+browser download), as a class would:
 
-- **page load**: ``--loads`` visits, each to a freshly preheated kernel (Voila's pool is refilled
-  and the benchmark waits for it), timed on the page's own clock from navigation to the first
-  prediction shown and to both plots drawn;
-- **new spectrum**: ``--updates`` test stars picked by id, timed on the page's clock from the
-  click to both plots redrawn, beside the kernel's part (the analysis and the figure updates, as
-  the status line reports it);
-- **kernel memory**: resident memory of the dashboard's kernels;
+- **page load**: ``--loads`` visits, each to a preheated kernel (the benchmark waits for the
+  pool to be full), timed on the page's own clock from navigation to the first prediction shown
+  and to the plots drawn;
+- **new spectrum**: ``--updates`` test stars picked by id, and as many uploads of test stars'
+  FITS files, timed on the page's clock from the click (or the file's arrival) to the plots
+  redrawn, beside the kernel's part (the analysis and the figure updates, as the status line
+  reports it);
+- **visitors together**: ``--visitors`` pages opened at once; each one's seconds from its
+  navigation to its first prediction;
+- **many visits**: ``--visits`` more visits one after the other, each tab closed as a user
+  closes it (its ``beforeunload`` runs, so Voila's shutdown request is sent); then the resident
+  memory of the server with every kernel, the kernels left, and the shutdown requests refused;
+- **kernel memory**: resident memory of each kernel;
 - side by side, in the same browser: evaluating plotly.js's full bundle (shipped by the plotly
   package, what ``FigureWidget`` loads once per figure) against the basic bundle the dashboard
   loads once per page.
 
-Goals (issue 7): page load under 3 s, new spectrum under 0.3 s, kernel under 300 MB. Timings
-depend on the machine and its load; compare figures from one run.
+Goals (issue 14): 10 visitors together each see a prediction within 15 s; after 30 visits, the
+server with its kernels under 1.5 GB and each kernel under 250 MB; a new spectrum redrawn in
+under 0.3 s (median); a first page load with a warm pool under 2 s. Timings depend on the machine
+and its load; compare figures from one run.
 """
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -34,7 +45,10 @@ import numpy as np
 __all__ = [
     "CHROMIUM",
     "kernel_memory_mb",
+    "leave",
     "measure",
+    "pool_size",
+    "server_memory_mb",
     "stop",
     "voila_server",
     "wait_for_pool",
@@ -55,9 +69,9 @@ _UPDATED = """text => {
   const drawn = [...window.stellarDraws.values()].every(count => count > 0);
   return status && status.textContent.includes(text) && drawn ? performance.now() : false;
 }"""
-#: JavaScript: the page clock (ms) once two plotly plots are drawn.
+#: JavaScript: the page clock (ms) once the three plotly plots are drawn.
 _PLOTS = (
-    "() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4 && performance.now()"
+    "() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 6 && performance.now()"
 )
 #: JavaScript: click the Load button; the page clock (ms) at the click.
 _CLICK = """() => {
@@ -65,9 +79,8 @@ _CLICK = """() => {
   document.querySelector('button.stellar-load').click();
   return start;
 }"""
-#: Seconds Voila waits before refilling its kernel pool after a visit: long enough for a page load
-#: to finish before the next kernel starts building the dashboard (the shipped setting is 30 s).
-FILL_DELAY = 10
+#: JavaScript: the page clock (ms) once the first prediction is shown, else false.
+_PREDICTION = "() => document.querySelector('.stellar-prediction') !== null && performance.now()"
 #: JavaScript: milliseconds to evaluate a script's source.
 _EVALUATE = """source => {
   const start = performance.now();
@@ -86,16 +99,12 @@ def _free_port():
 
 @contextlib.contextmanager
 def voila_server(config, survey, model_dir=None, *, timeout=300):
-    """Serve the dashboard on a free loopback port; yields ``(url, process, log_path)``.
-
-    The kernel pool refills :data:`FILL_DELAY` seconds after each visit, so that every visit of the
-    benchmark can get a preheated kernel; :func:`wait_for_pool` waits for one.
-    """
+    """Serve the dashboard on a free loopback port with the shipped settings; yields
+    ``(url, process, log_path)``."""
     from stellar_nb.dashboard import serve
 
     port = _free_port()
     command = serve.voila_command(serve.notebook_path(config.data_home), port=port, ip="127.0.0.1")
-    command.append(f"--VoilaKernelManager.fill_delay={FILL_DELAY}")
     environment = serve.voila_environment(config, survey, model_dir=model_dir)
     with tempfile.TemporaryDirectory(prefix="stellar-nb-bench-") as folder:
         log_path = Path(folder) / "voila.log"
@@ -132,44 +141,68 @@ def stop(process):
         process.wait(10)
 
 
-def wait_for_pool(process, log_path, filled, timeout=300):
-    """Wait until Voila has refilled its kernel pool (its log says so more than ``filled`` times)
-    and the new kernel has run the notebook (every kernel idle); return the log's count.
+def pool_size():
+    """Voila's preheated kernel pool size in the shipped ``voila.json``."""
+    from stellar_nb.dashboard import serve
 
-    Voila logs the pool as filled when the kernel starts, before the notebook has run in it.
-    """
+    settings = json.loads((serve.VOILA_CONFIG_DIR / "voila.json").read_text())
+    return int(settings["VoilaConfiguration"]["default_pool_size"])
+
+
+def wait_for_pool(process, kernels, timeout=300):
+    """Wait until the server runs at least ``kernels`` kernels and every one is idle (the
+    preheated ones have run the notebook); return the number of kernels."""
+    import psutil
 
     deadline = time.monotonic() + timeout
-    while log_path.read_text().count("is filled with") <= filled:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"Voila's kernel pool was not refilled within {timeout} s")
-        time.sleep(0.2)
     idle = 0
     while idle < 3:
         if time.monotonic() > deadline:
-            raise RuntimeError(f"the dashboard's kernels were still busy after {timeout} s")
-        kernels = _kernels(process)
-        for kernel in kernels:
-            kernel.cpu_percent()
-        time.sleep(0.5)
-        busy = any(kernel.cpu_percent() > 5 for kernel in kernels)
-        idle = 0 if busy or not kernels else idle + 1
-    return log_path.read_text().count("is filled with")
+            raise RuntimeError(f"{kernels} idle kernels were not ready within {timeout} s")
+        running = _kernels(process)
+        try:
+            for kernel in running:
+                kernel.cpu_percent()
+            time.sleep(0.5)
+            busy = any(kernel.cpu_percent() > 5 for kernel in running)
+        except psutil.NoSuchProcess:  # a kernel shut down meanwhile: look again
+            busy = True
+        idle = 0 if busy or len(running) < kernels else idle + 1
+    return len(running)
+
+
+def server_memory_mb(process):
+    """Resident memory (MB) of the server and everything it started (its kernels)."""
+    import psutil
+
+    server = psutil.Process(process.pid)
+    total = 0
+    for member in [server, *server.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += member.memory_info().rss
+    return total / 2**20
 
 
 def _kernels(process):
     import psutil
 
-    return [
-        child
-        for child in psutil.Process(process.pid).children(recursive=True)
-        if "ipykernel" in " ".join(child.cmdline())
-    ]
+    kernels = []
+    for child in psutil.Process(process.pid).children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):  # one that ended meanwhile
+            if "ipykernel" in " ".join(child.cmdline()):
+                kernels.append(child)
+    return kernels
 
 
 def kernel_memory_mb(process):
     """Resident memory (MB) of each of the server's kernels, sorted."""
-    return sorted(kernel.memory_info().rss / 2**20 for kernel in _kernels(process))
+    import psutil
+
+    memory = []
+    for kernel in _kernels(process):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            memory.append(kernel.memory_info().rss / 2**20)
+    return sorted(memory)
 
 
 def _bundle_seconds(browser):
@@ -186,8 +219,55 @@ def _bundle_seconds(browser):
     return seconds
 
 
-def measure(config, survey, model_dir=None, *, loads=3, updates=5, chromium=CHROMIUM):
-    """Run the measurements; returns a dict of lists (seconds, MB) and the bundle comparison.
+def _page_clock(page, script, arg=None, timeout=180_000):
+    return page.wait_for_function(script, arg=arg, timeout=timeout).json_value() / 1000
+
+
+def leave(page):
+    """Leave the dashboard as a user closing its tab does: the page unloads (Voila's
+    ``beforeunload`` sends the kernel's shutdown request), then the tab closes.
+
+    Playwright's ``close(run_before_unload=True)`` runs the handler but headless Chromium drops
+    the request as the tab goes (measured: the kernel stays), so the page first navigates away.
+    """
+    page.goto("about:blank")
+    page.close()
+
+
+def _visitors_together(browser, url, visitors, timeout=240):
+    """Open ``visitors`` pages at once; seconds from each one's navigation to its prediction."""
+    pages = [browser.new_page(viewport={"width": 1280, "height": 800}) for _ in range(visitors)]
+    for page in pages:
+        page.goto(url, wait_until="commit", timeout=timeout * 1000)
+    seconds = [None] * visitors
+    deadline = time.monotonic() + timeout
+    while any(value is None for value in seconds) and time.monotonic() < deadline:
+        for i, page in enumerate(pages):
+            if seconds[i] is None:
+                with contextlib.suppress(Exception):  # a page still navigating has no context
+                    seconds[i] = page.evaluate(_PREDICTION) or None
+        time.sleep(0.2)
+    for page in pages:
+        leave(page)
+    return [float("nan") if value is None else value / 1000 for value in seconds]
+
+
+def _time_update(page, start_script, text, arg=None):
+    """Seconds on the page's clock from ``start_script`` to the status naming ``text`` and every
+    plot redrawn, and the kernel's part as the status line reports it."""
+    page.evaluate(_WATCH)
+    start = page.evaluate(start_script, arg)
+    done = page.wait_for_function(_UPDATED, arg=text, timeout=60_000).json_value()
+    status = page.locator(".stellar-status").inner_text()
+    kernel_ms = re.search(r"updated in (\d+) ms", status)
+    return (done - start) / 1000, int(kernel_ms.group(1)) / 1000
+
+
+def measure(
+    config, survey, model_dir=None, *, loads=3, updates=5, visitors=10, visits=30,
+    chromium=CHROMIUM,
+):  # fmt: skip
+    """Run the measurements; returns a dict of lists (seconds, MB), counts and the bundle comparison.
 
     Raises
     ------
@@ -203,6 +283,7 @@ def measure(config, survey, model_dir=None, *, loads=3, updates=5, chromium=CHRO
 
     from stellar_nb import model_directory
     from stellar_nb.dashboard import survey_cache
+    from stellar_nb.data import spec_lite
 
     if not Path(chromium).is_file():
         raise FileNotFoundError(
@@ -210,34 +291,62 @@ def measure(config, survey, model_dir=None, *, loads=3, updates=5, chromium=CHRO
         )
     model = model_directory.load(model_dir)
     cache = survey_cache.build_survey_cache(survey, model, config.dashboard_cache_dir)
-    spec_ids = cache.test.spec_id.astype(str).to_numpy()
-    stars = spec_ids[np.random.default_rng(1).choice(len(spec_ids), updates, replace=False)]
-    result = {"load_prediction": [], "load_plots": [], "update": [], "update_kernel": []}
-    with voila_server(config, survey, model_dir) as (url, process, log_path), sync_playwright() as playwright:  # fmt: skip
+    picks = np.random.default_rng(1).choice(len(cache.test), 2 * updates, replace=False)
+    stars = cache.test.spec_id.astype(str).to_numpy()[picks[:updates]]
+    pool = pool_size()
+    result = {"load_prediction": [], "load_plots": [], "update": [], "update_kernel": [],
+              "upload": [], "upload_kernel": [], "pool_size": pool}  # fmt: skip
+    with (
+        tempfile.TemporaryDirectory(prefix="stellar-nb-bench-files-") as folder,
+        voila_server(config, survey, model_dir) as (url, process, log_path),
+        sync_playwright() as playwright,
+    ):
+        uploads = [
+            spec_lite.write_spectrum(Path(folder) / f"spec-upload-{i}.fits", cache.star(int(row)))
+            for i, row in enumerate(picks[updates:])
+        ]
         browser = playwright.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
-        filled = wait_for_pool(process, log_path, 0)
         for visit in range(loads):
+            wait_for_pool(process, pool)
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(url)
+            result["load_prediction"].append(_page_clock(page, _PREDICTION))
+            result["load_plots"].append(_page_clock(page, _PLOTS))
+            if visit == loads - 1:
+                for spec_id in stars:
+                    page.get_by_placeholder("spec_id of a test star").fill(spec_id)
+                    page.evaluate("document.activeElement.blur()")  # the widget syncs the id
+                    seconds, kernel = _time_update(page, _CLICK, spec_id)
+                    result["update"].append(seconds)
+                    result["update_kernel"].append(kernel)
+                for path in uploads:
+                    page.evaluate(_WATCH)
+                    start = page.evaluate("performance.now()")
+                    page.locator("input.stellar-upload-input").set_input_files(str(path))
+                    done = page.wait_for_function(
+                        _UPDATED, arg=f"showing {path.name}", timeout=60_000
+                    )
+                    result["upload"].append((done.json_value() - start) / 1000)
+                    status = page.locator(".stellar-status").inner_text()
+                    kernel_ms = re.search(r"updated in (\d+) ms", status)
+                    result["upload_kernel"].append(int(kernel_ms.group(1)) / 1000)
+                result["kernel_memory_mb"] = kernel_memory_mb(process)
+            leave(page)
+        wait_for_pool(process, pool)
+        result["visitors"] = _visitors_together(browser, url, visitors)
+        for _ in range(visits):
             page = browser.new_page(viewport={"width": 1280, "height": 800})
             page.goto(url)
             page.wait_for_selector(".stellar-prediction", timeout=180_000)
-            result["load_prediction"].append(page.evaluate("performance.now()") / 1000)
-            drawn = page.wait_for_function(_PLOTS, timeout=180_000).json_value()
-            result["load_plots"].append(drawn / 1000)
-            if visit == loads - 1:
-                for spec_id in stars:
-                    page.evaluate(_WATCH)
-                    page.get_by_placeholder("spec_id of a test star").fill(spec_id)
-                    page.evaluate("document.activeElement.blur()")  # the widget syncs the id
-                    start = page.evaluate(_CLICK)
-                    done = page.wait_for_function(_UPDATED, arg=spec_id, timeout=60_000)
-                    result["update"].append((done.json_value() - start) / 1000)
-                    status = page.locator(".stellar-status").inner_text()
-                    kernel_ms = re.search(r"updated in (\d+) ms", status)
-                    result["update_kernel"].append(int(kernel_ms.group(1)) / 1000)
-                result["kernel_memory_mb"] = kernel_memory_mb(process)
-            page.close()
-            if visit < loads - 1:
-                filled = wait_for_pool(process, log_path, filled)
+            leave(page)
+        result["visits"] = loads + visitors + visits
+        time.sleep(3)  # the last shutdown requests
+        result["kernels_after"] = wait_for_pool(process, pool)
+        result["server_memory_mb"] = server_memory_mb(process)
+        result["kernel_memory_after_mb"] = kernel_memory_mb(process)
+        log = log_path.read_text()
+        result["shutdowns_refused"] = log.count("403 POST")
+        result["shutdowns"] = log.count("Kernel shutdown:")
         result["bundle_seconds"] = _bundle_seconds(browser)
         browser.close()
     return result

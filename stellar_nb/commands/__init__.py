@@ -12,6 +12,8 @@ Each ``run`` resolves its settings first (the configuration, the survey folder w
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 
 from stellar_nb.commands import common
@@ -78,6 +80,17 @@ def _version():
     return f"stellar-nb {__version__}"
 
 
+def _quiet_tensorflow():
+    """Keep TensorFlow's start-up lines (oneDNN, cpu_feature_guard, absl) out of a command's output.
+
+    TensorFlow's C++ logging reads ``TF_CPP_MIN_LOG_LEVEL`` once, when it is imported, so this
+    runs after parsing (no parser imports TensorFlow) and before the command's module does. Level 2
+    keeps errors; a level the user set is kept. ``--verbose`` skips this.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
 def main(argv=None):
     """Entry point of ``stellar-nb``.
 
@@ -97,6 +110,8 @@ def main(argv=None):
     try:
         parser = build_parser(command if command in COMMANDS else None)
         args = parser.parse_args(argv)
+        if not args.verbose:
+            _quiet_tensorflow()
         return int(_module(args.command).run(args) or 0)
     except (ValueError, FileNotFoundError, FileExistsError, PermissionError) as error:
         print(f"stellar-nb {command}: error: {error}", file=sys.stderr)

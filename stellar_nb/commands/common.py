@@ -1,8 +1,8 @@
 """What every subcommand shares: one parent parser for the common flags, and the flag helpers.
 
 :func:`common_parser` is given to every (sub)subcommand as ``parents=[...]``, so ``--quick``,
-``--seed`` and ``--data-home`` mean the same everywhere; :func:`config_from_args` turns them into
-the :class:`~stellar_nb.config.Config` an entry point resolves first. :func:`add_survey_argument`
+``--seed``, ``--data-home`` and ``--verbose`` mean the same everywhere; :func:`config_from_args`
+turns the first three into the :class:`~stellar_nb.config.Config` an entry point resolves first. :func:`add_survey_argument`
 and :func:`add_model_argument` give the commands that take a survey folder or a model directory
 one spelling for them (``--survey``, ``--model``).
 """
@@ -26,7 +26,7 @@ PRETRAINED = "pretrained"
 
 @functools.cache
 def common_parser():
-    """Return the parent parser with ``--quick``, ``--seed`` and ``--data-home``.
+    """Return the parent parser with ``--quick``, ``--seed``, ``--data-home`` and ``--verbose``.
 
     Returns
     -------
@@ -43,6 +43,11 @@ def common_parser():
         "--data-home",
         default=None,
         help="data home (default $STELLAR_NB_DATA or ~/.cache/stellar_nb)",
+    )
+    group.add_argument(
+        "--verbose",
+        action="store_true",
+        help="keep TensorFlow's start-up log lines (hidden by default)",
     )
     return parser
 

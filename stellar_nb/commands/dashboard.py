@@ -1,6 +1,13 @@
-"""``stellar-nb dashboard``: prepare the data, then serve the Voila dashboard until interrupted."""
+"""``stellar-nb dashboard``: prepare the data, then serve the Voila dashboard until interrupted.
 
+The preparation (survey, model, survey cache) runs in a child process and the command then
+becomes Voila (``os.execve``): the launcher holds no copy of the dashboard's memory beside the
+kernels (it held 281 MB while Voila ran, issue 14).
+"""
+
+import os
 import subprocess
+import sys
 
 from stellar_nb.commands import common
 
@@ -37,15 +44,13 @@ def run(args):
         flush=True,
     )
     survey = simulate.resolve_survey(args.survey, config)
-    serve.build_app(config, model_dir=model_dir, survey=survey, sas_url=sas_url)
     environment = serve.voila_environment(config, survey, model_dir=model_dir, sas_url=sas_url)
+    # the kernel's own call, once, so that every kernel finds the survey cache built
+    subprocess.run([sys.executable, "-c", "; ".join(serve.CELLS[:2])], env=environment, check=True)
     command = serve.voila_command(
         serve.notebook_path(config.data_home), port=args.port, ip=args.ip, open_browser=args.open
     )
     print(
         f"stellar-nb dashboard: serving on http://{args.ip}:{args.port}/ (Ctrl-C stops)", flush=True
     )
-    try:
-        return subprocess.call(command, env=environment)
-    except KeyboardInterrupt:
-        return 0
+    os.execve(command[0], command, environment)

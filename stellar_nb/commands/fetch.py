@@ -4,7 +4,8 @@
 ``DIR/spectra`` (resumable: rerun after an interruption), writes ``DIR/catalogue.csv``, the split
 tables ``DIR/{train,validation,test}.parquet`` and ``DIR/rejected.csv``.
 ``stellar-nb fetch paper-dataset --out DIR`` downloads the paper's Parquet splits from Hugging Face
-(:mod:`stellar_nb.data.paper_dataset`; the paper calls it its benchmark).
+through ``huggingface_hub`` (:mod:`stellar_nb.data.paper_dataset`; the paper calls it its
+benchmark); a gated or private copy needs ``$HF_TOKEN``.
 
 Exit status: 0 when everything worked, 1 when some files failed (the rest is written; rerun to
 resume) or nothing could be fetched.
@@ -55,11 +56,21 @@ def configure_parser(parser):
         parents=[common.common_parser()],
     )
     paper.add_argument("--out", default=None, help="output folder (default DATA_HOME/benchmark)")
-    paper.add_argument("--hf-url", default=None, help="Hugging Face base URL ($STELLAR_NB_HF_URL)")
-    paper.add_argument("--revision", default="main", help="dataset revision (tag or commit)")
+    paper.add_argument(
+        "--hf-url",
+        default=None,
+        help="Hugging Face Hub base URL ($STELLAR_NB_HF_URL, else $HF_ENDPOINT); token: $HF_TOKEN",
+    )
+    paper.add_argument(
+        "--revision", default="main", help="dataset revision (branch, tag, ref or commit)"
+    )
     paper.add_argument("--workers", type=int, default=3, help="parallel downloads (default 3)")
     paper.add_argument(
-        "--retries", type=int, default=3, help="further attempts per file (default 3)"
+        "--retries",
+        type=int,
+        default=1,
+        help="further downloads of a file that fails its checksum (default 1; network errors "
+        "are retried by huggingface_hub)",
     )
     paper.add_argument("--no-progress", action="store_true", help="no progress bars")
 

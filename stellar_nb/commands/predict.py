@@ -5,7 +5,7 @@ from pathlib import Path
 
 from stellar_nb.commands import common
 
-__all__ = ["check_out", "configure_parser", "run"]
+__all__ = ["add_dask_argument", "check_out", "configure_parser", "run"]
 
 
 def configure_parser(parser):
@@ -22,6 +22,22 @@ def configure_parser(parser):
     )
     parser.add_argument(
         "--draws", type=int, default=16, help="noise draws per spectrum for --uncertainty"
+    )
+    add_dask_argument(parser)
+
+
+def add_dask_argument(parser):
+    """Add ``--dask ADDRESS`` (``local:N`` or ``tcp://HOST:PORT``, :func:`stellar_nb.scale.cluster`).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    """
+    parser.add_argument(
+        "--dask",
+        default=None,
+        metavar="ADDRESS",
+        help="run on Dask: local:N (N worker processes here) or tcp://HOST:PORT (a running scheduler)",
     )
 
 
@@ -66,21 +82,30 @@ def _write(target, table):
 def run(args):
     """Run ``stellar-nb predict``; exit status 1 when some files failed (the table is still written).
 
+    With ``--dask`` the partitions run on a Dask cluster and the table is the same.
+
     ``--out`` is checked before the model is loaded; an existing output is never replaced by a
     table without a single prediction (exit status 1, the old file left as it was).
     """
     import pandas as pd
 
-    from stellar_nb import model_directory
+    from stellar_nb import model_directory, scale
     from stellar_nb.predict import predict_files
 
     target = check_out(args.out, args.files)
+    if args.dask is not None:
+        scale.parse_address(args.dask)
     out = Path(args.out)
     model_dir = common.resolve_model_dir(args.model)
     model = model_directory.load(model_dir)
-    table, failures = predict_files(
-        model, args.files, uncertainty=args.uncertainty, n_draws=args.draws, seed=args.seed
-    )
+    options = {"uncertainty": args.uncertainty, "n_draws": args.draws, "seed": args.seed}
+    if args.dask is None:
+        table, failures = predict_files(model, args.files, progress=sys.stderr.isatty(), **options)
+    else:
+        with scale.cluster(args.dask) as client:
+            table, failures = predict_files(
+                model, args.files, client=client, progress=sys.stderr.isatty(), **options
+            )
     for path, reason in failures:
         print(f"skipped {path}: {reason}", file=sys.stderr)
     if failures:

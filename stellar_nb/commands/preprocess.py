@@ -5,6 +5,7 @@ from pathlib import Path
 
 from stellar_nb import schema
 from stellar_nb.commands import common
+from stellar_nb.commands.predict import add_dask_argument
 
 __all__ = ["configure_parser", "run"]
 
@@ -44,6 +45,7 @@ def configure_parser(parser):
     parser.add_argument(
         "--out", default=None, help="output folder (default DATA_HOME/preprocessed/SURVEY-METHOD)"
     )
+    add_dask_argument(parser)
 
 
 def _peak_memory_mb():
@@ -55,11 +57,14 @@ def run(args):
     """Write ``{split}_X.npy`` (float32 spectra), ``{split}_meta.npz`` (labels, spec_id, flag),
     ``preprocessor.json`` (options and the label scaler fitted on train) and, last, the run
     manifest ``run.json`` into the output folder
-    (:func:`~stellar_nb.preprocess.store.preprocess_survey`).
+    (:func:`~stellar_nb.preprocess.store.preprocess_survey`); with ``--dask`` the batches run on a
+    Dask cluster and the files are the same.
     """
-    from stellar_nb import simulate
+    from stellar_nb import scale, simulate
     from stellar_nb.preprocess import Preprocessor, store
 
+    if args.dask is not None:
+        scale.parse_address(args.dask)
     config = common.config_from_args(args)
     survey = simulate.resolve_survey(args.survey, config)
     out = Path(args.out) if args.out else config.preprocessed_dir / f"{survey.name}-{args.method}"
@@ -72,15 +77,18 @@ def run(args):
             f"{split}: {rows} spectra in {seconds:.1f} s ({rows / max(seconds, 1e-9):,.0f}/s), peak memory {_peak_memory_mb():,.0f} MiB -> {out / f'{split}_X.npy'}"
         )
 
-    store.preprocess_survey(
-        survey,
-        out,
-        Preprocessor(method=args.method, label_source=args.label_source),
-        splits=args.splits,
-        batch_size=args.batch_size,
-        threads=args.threads,
-        progress=progress,
-    )
+    options = {
+        "splits": args.splits,
+        "batch_size": args.batch_size,
+        "threads": args.threads,
+        "progress": progress,
+    }
+    preprocessor = Preprocessor(method=args.method, label_source=args.label_source)
+    if args.dask is None:
+        store.preprocess_survey(survey, out, preprocessor, **options)
+    else:
+        with scale.cluster(args.dask) as client:
+            store.preprocess_survey(survey, out, preprocessor, client=client, **options)
     print(f"preprocessor options and label scaler: {out / 'preprocessor.json'}")
     print(f"run manifest (inputs' fingerprint, completion): {out / store.MANIFEST}")
     return 0

@@ -1,6 +1,14 @@
-"""``stellar-nb tune``: Bayesian hyperparameter search with Keras Tuner (:func:`stellar_nb.tune.tune`)."""
+"""``stellar-nb tune``: Bayesian hyperparameter search with Keras Tuner (:func:`stellar_nb.tune.tune`).
 
+``--distributed chief --oracle HOST:PORT`` serves the search's oracle and
+``--distributed worker --oracle HOST:PORT --tuner-id NAME`` trains trials for it (Keras Tuner's
+distributed mode; every process must see the same ``--data-home`` and ``--project``).
+``--report`` lists the trials of a project folder and which worker ran each, without searching.
+"""
+
+import collections
 import json
+from pathlib import Path
 
 from stellar_nb.commands import common
 
@@ -19,12 +27,37 @@ def configure_parser(parser):
     )
     parser.add_argument("--project", default="residual_mlp", help="tuner project name")
     parser.add_argument("--overwrite", action="store_true", help="start afresh instead of resuming")
+    parser.add_argument(
+        "--distributed",
+        choices=("chief", "worker"),
+        default=None,
+        help="one process of a distributed search: the chief serves the oracle, workers train",
+    )
+    parser.add_argument(
+        "--oracle", default=None, metavar="HOST:PORT", help="address of the chief's oracle"
+    )
+    parser.add_argument(
+        "--tuner-id", default=None, metavar="NAME", help="this worker's name (unique per worker)"
+    )
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="list the project's trials and the worker that ran each; no search",
+    )
+
+
+def _print_trials(trials):
+    for trial in trials:
+        score = "" if trial["val_loss"] is None else f"{trial['val_loss']:.4f}"
+        worker = trial["tuner_id"] or "-"
+        print(f"trial {trial['trial']}  {trial['status']:<9} {worker:<12} {score}")
+    counts = collections.Counter(trial["tuner_id"] or "-" for trial in trials)
+    print("trials per worker: " + ", ".join(f"{name} {n}" for name, n in sorted(counts.items())))
 
 
 def run(args):
-    """Run ``stellar-nb tune``; prints the best trial's hyperparameters."""
-    from stellar_nb import simulate
-    from stellar_nb.tune import tune
+    """Run ``stellar-nb tune``; prints the best trial's hyperparameters (or a worker's trials)."""
+    from stellar_nb import tune
 
     overrides = {
         key: value
@@ -32,15 +65,32 @@ def run(args):
         if value is not None
     }
     config = common.config_from_args(args, **overrides)
+    if args.report:
+        _print_trials(tune.report(Path(config.tuner_dir) / args.project))
+        return 0
+    if (args.oracle or args.tuner_id) and args.distributed is None:
+        raise ValueError("--oracle and --tuner-id go with --distributed chief|worker")
+    if args.distributed is not None and args.oracle is None:
+        raise ValueError(f"--distributed {args.distributed} needs --oracle HOST:PORT")
+    from stellar_nb import simulate
+
     survey = simulate.resolve_survey(args.survey, config)
-    result = tune(
+    result = tune.tune(
         config,
         survey,
         project_name=args.project,
         overwrite=args.overwrite,
         label_source=args.label_source,
         input_variant=args.input,
+        distributed=args.distributed,
+        oracle=args.oracle,
+        tuner_id=args.tuner_id,
     )
+    if args.distributed == "worker":
+        print(f"worker {result['tuner_id']} ran {len(result['trials'])} trial(s)")
+        return 0
+    if args.distributed == "chief":
+        _print_trials(tune.report(result["path"].parent))
     print(f"{len(result['trials'])} trials; best validation loss {result['val_loss']:.4f}")
     print(json.dumps(result["hyperparameters"], indent=2))
     print(f"written: {result['path']}")

@@ -8,8 +8,10 @@ those labels to the observed one, scales a Planck continuum at the predicted Tef
 trust flags against the :class:`~stellar_nb.dashboard.survey_cache.SurveyCache`.
 """
 
+import csv
 import dataclasses
 import functools
+import io
 
 import numpy as np
 
@@ -19,7 +21,7 @@ from stellar_nb.dashboard import messages
 from stellar_nb.data import fits
 from stellar_nb.simulate import residuals
 
-__all__ = ["N_DRAWS", "Analysis", "analyse"]
+__all__ = ["N_DRAWS", "Analysis", "analyse", "results_csv", "results_record"]
 
 #: Noise draws per spectrum for the per-star uncertainty (see stellar_nb.inference).
 N_DRAWS = 16
@@ -174,3 +176,58 @@ def _emulated(emulator, prediction, spectrum, rv_kms):
         )
     except ValueError:
         return np.full(spectrum.flux.shape, np.nan)
+
+
+def results_record(analysis):
+    """The labels, uncertainties and trust flags of ``analysis`` as a JSON-ready dict.
+
+    Returns
+    -------
+    dict
+        ``source``, ``labels`` (per label: ``predicted``, ``sigma``, ``unit`` and, for a test star,
+        ``catalogue``, ``catalogue_sigma``, ``residual``, ``abs_residual_percentile``), ``flags``
+        (``name``, ``raised``, ``detail``) and ``radial_velocity_kms``.
+    """
+    labels = {}
+    for i, label in enumerate(schema.LABELS):
+        entry = {
+            "predicted": float(analysis.prediction[i]),
+            "sigma": float(analysis.sigma[i]),
+            "unit": schema.LABEL_UNITS[label][1],
+        }
+        if analysis.catalogue is not None:
+            entry.update(
+                catalogue=float(analysis.catalogue[i]),
+                catalogue_sigma=float(analysis.catalogue_unc[i]),
+                residual=float(analysis.residual[i]),
+                abs_residual_percentile=float(100 * analysis.residual_quantile[i]),
+            )
+        labels[label] = entry
+    flags = [
+        {"name": flag["name"], "raised": bool(flag["raised"]), "detail": str(flag["detail"])}
+        for flag in analysis.flags
+    ]
+    return {
+        "source": analysis.source,
+        "radial_velocity_kms": float(analysis.rv_kms),
+        "labels": labels,
+        "flags": flags,
+    }
+
+
+def results_csv(analysis):
+    """:func:`results_record` as CSV: a header and one row (``teff``, ``teff_sigma``, ...,
+    ``flag: NAME`` as 0 or 1)."""
+    record = results_record(analysis)
+    row = {"source": record["source"], "radial_velocity_kms": record["radial_velocity_kms"]}
+    for label, entry in record["labels"].items():
+        row[label] = entry["predicted"]
+        row[f"{label}_sigma"] = entry["sigma"]
+        for key in ("catalogue", "catalogue_sigma", "residual", "abs_residual_percentile"):
+            row[f"{label}_{key}"] = entry.get(key, "")
+    row.update({f"flag: {flag['name']}": int(flag["raised"]) for flag in record["flags"]})
+    stream = io.StringIO()
+    writer = csv.DictWriter(stream, fieldnames=list(row), lineterminator="\n")
+    writer.writeheader()
+    writer.writerow(row)
+    return stream.getvalue()

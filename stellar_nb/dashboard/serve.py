@@ -18,6 +18,22 @@ websocket message; larger files are refused by the browser before sending
 (:mod:`stellar_nb.dashboard.upload`). Both also load only the JupyterLab extensions the page
 uses (the widget managers and anywidget): Voila otherwise loads every installed one, and
 jupyterlab-plotly alone brings 4.8 MB of JavaScript the dashboard does not need.
+
+Kernels for a class (issue 14), in ``voila.json``:
+
+- a pool of preheated kernels (``default_pool_size``) refilled at once (``fill_delay``), so
+  that visitors arriving together do not queue behind one kernel;
+- a closed tab's kernel is shut down: Voila's page sends ``POST /voila/api/shutdown/<id>`` on
+  ``beforeunload`` with the ``_xsrf`` cookie's value, but a page served from the preheated pool
+  is rendered before any request and never sets that cookie, so every shutdown was refused
+  (403). The standalone server serves this one page without authentication, where an XSRF check
+  protects nothing, so it does not check (``disable_check_xsrf``); the Jupyter server of the
+  server extension keeps its checks (its pages are rendered per request and set the cookie);
+- kernels left without a connection (a browser that crashed, a lost request) are culled after
+  :data:`idle minutes <CULL_IDLE_MINUTES>` (``MappingKernelManager.cull_*``, both files;
+  Voila never culls its pool);
+- the kernel's pyarrow uses the system allocator (:func:`voila_environment`): pyarrow's own keeps
+  freed memory in every kernel.
 """
 
 import os
@@ -27,6 +43,8 @@ from pathlib import Path
 
 __all__ = [
     "CELLS",
+    "CULL_IDLE_MINUTES",
+    "TITLE",
     "VOILA_CONFIG_DIR",
     "build_app",
     "notebook_path",
@@ -34,10 +52,14 @@ __all__ = [
     "voila_environment",
 ]
 
+#: The page's title (the notebook's ``title`` metadata, which Voila's template shows).
+TITLE = "stellar_nb: stellar parameters from a spectrum"
 #: The three cells of the dashboard notebook: import, build, display.
 CELLS = ("from stellar_nb import dashboard", "app = dashboard.build_app()", "app.widget")
 #: Websocket message limit given to tornado (bytes): the upload limit plus room for the framing.
 WEBSOCKET_MAX_BYTES = 24 * 1024 * 1024
+#: Minutes an idle kernel without a connection lives (``cull_idle_timeout`` of both files).
+CULL_IDLE_MINUTES = 15
 #: Folder with voila.json and jupyter_server_config.json.
 VOILA_CONFIG_DIR = Path(str(resources.files("stellar_nb") / "resources" / "voila"))
 
@@ -94,6 +116,7 @@ def notebook_path(data_home=None):
     path = get_config(data_home=data_home).dashboard_cache_dir / "dashboard.ipynb"
     path.parent.mkdir(parents=True, exist_ok=True)
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in CELLS])
+    notebook.metadata["title"] = TITLE
     notebook.metadata["kernelspec"] = {
         "name": "python3",
         "display_name": "Python 3",
@@ -116,6 +139,8 @@ def voila_environment(config, survey, *, model_dir=None, sas_url=None):
     """Environment for the Voila process: the kernel's :func:`build_app` resolves these settings."""
     environment = dict(
         os.environ,
+        # pyarrow's default allocator keeps freed memory in each process: 20 MB more per kernel
+        ARROW_DEFAULT_MEMORY_POOL="system",
         STELLAR_NB_DATA=str(config.data_home),
         STELLAR_NB_QUICK="1" if config.quick else "0",
         STELLAR_NB_SURVEY_DIR=str(survey),

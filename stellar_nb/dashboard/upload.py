@@ -23,6 +23,9 @@ ACCEPT = (
 _ESM = """
 const ACCEPT = "__ACCEPT__";
 function render({ model, el }) {
+  const label = document.createElement("label");
+  label.className = "stellar-upload-label";
+  label.textContent = model.get("label") + " ";
   const input = document.createElement("input");
   input.type = "file";
   input.accept = ACCEPT;
@@ -43,7 +46,8 @@ function render({ model, el }) {
     }
     input.value = "";
   });
-  el.appendChild(input);
+  label.appendChild(input);
+  el.appendChild(label);
   el.appendChild(note);
 }
 export default { render };
@@ -59,6 +63,8 @@ class SpectrumUpload(anywidget.AnyWidget):
     _esm = _ESM
     max_bytes = traitlets.Int(20 * 1024 * 1024).tag(sync=True)
     description = traitlets.Unicode("").tag(sync=True)
+    #: Text of the ``<label>`` that holds the file input.
+    label = traitlets.Unicode("Upload a spectrum").tag(sync=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -8,7 +8,8 @@ size). :func:`download` fetches many of them over a bounded number of parallel c
   name is always complete;
 - a ``.part`` left by an interrupted run is resumed with an HTTP ``Range`` request;
 - connection errors, timeouts, truncated bodies and HTTP 5xx/429 are retried a bounded number of
-  times with exponential back-off; HTTP 4xx fails at once;
+  times with exponential back-off, or after the server's ``Retry-After`` when it sends one
+  (:func:`retry_wait`, shared with :mod:`stellar_nb.data.skyserver`); HTTP 4xx fails at once;
 - a JSON manifest (``manifest.json`` in the output folder) records the URL, size and SHA-256 of
   every completed file; a file already in the manifest with the right size is not fetched again;
 - a batch never stops at the first failure: the :class:`DownloadReport` lists what failed and why.
@@ -30,12 +31,14 @@ from stellar_nb import __version__
 from stellar_nb.files import sha256sum, write_json
 
 __all__ = [
+    "MAX_WAIT",
     "USER_AGENT",
     "DownloadError",
     "DownloadReport",
     "RateLimiter",
     "RemoteFile",
     "download",
+    "retry_wait",
 ]
 
 MANIFEST_NAME = "manifest.json"
@@ -43,6 +46,9 @@ MANIFEST_NAME = "manifest.json"
 USER_AGENT = f"stellar_nb/{__version__} (https://arxiv.org/abs/2606.13868)"
 _CHUNK = 1 << 14
 _RETRY_STATUS = {429, 500, 502, 503, 504}
+#: Longest single wait between attempts (back-off or ``Retry-After``), seconds.
+MAX_WAIT = 60.0
+_sleep = time.sleep  # one name for tests to replace
 
 
 class DownloadError(RuntimeError):
@@ -164,6 +170,38 @@ class RateLimiter:
                 waited += pause
 
 
+def retry_wait(attempt, backoff, retry_after=None, *, jitter=0.0):
+    """Seconds to wait before the attempt after ``attempt`` (0-based), at most :data:`MAX_WAIT`.
+
+    The server's ``Retry-After`` (HTTP 429 or 503) wins when it is given in delay-seconds;
+    otherwise the wait is ``backoff * 2**attempt``, stretched by up to ``jitter`` (a fraction,
+    drawn at random) so that parallel clients do not retry in step.
+
+    Parameters
+    ----------
+    attempt : int
+        Attempts made so far, minus one.
+    backoff : float
+        First wait in seconds.
+    retry_after : str, optional
+        The response's ``Retry-After`` header (an HTTP date is ignored: back-off applies).
+    jitter : float
+        Largest random stretch of the back-off, as a fraction.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> retry_wait(2, 1.0), retry_wait(0, 1.0, "7"), retry_wait(9, 1.0)
+    (4.0, 7.0, 60.0)
+    """
+    if retry_after is not None and str(retry_after).strip().isdigit():
+        return min(float(retry_after), MAX_WAIT)
+    return min(backoff * 2**attempt * (1 + jitter * random.random()), MAX_WAIT)
+
+
 class _Manifest:
     def __init__(self, directory):
         self.path = Path(directory) / MANIFEST_NAME
@@ -206,7 +244,11 @@ class _Manifest:
 
 
 class _Retry(Exception):
-    """A failure worth another attempt."""
+    """A failure worth another attempt, with the server's ``Retry-After`` if it sent one."""
+
+    def __init__(self, message, retry_after=None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def _fetch_once(session, remote, destination, timeout, check):
@@ -218,7 +260,10 @@ def _fetch_once(session, remote, destination, timeout, check):
     try:
         with session.get(remote.url, stream=True, timeout=timeout, headers=headers) as response:
             if response.status_code in _RETRY_STATUS:
-                raise _Retry(f"HTTP {response.status_code} from {remote.url}")
+                raise _Retry(
+                    f"HTTP {response.status_code} from {remote.url}",
+                    retry_after=response.headers.get("Retry-After"),
+                )
             if response.status_code == 416:
                 partial.unlink(missing_ok=True)
                 raise _Retry(f"HTTP 416 (range not satisfiable) from {remote.url}; restarting")
@@ -269,7 +314,7 @@ def _fetch(session, remote, destination, *, timeout, retries, backoff, check):
             if attempt == retries:
                 destination.with_name(destination.name + ".part").unlink(missing_ok=True)
                 raise DownloadError(f"{error} (gave up after {retries + 1} attempts)") from None
-            time.sleep(backoff * 2**attempt * (1 + 0.25 * random.random()))
+            _sleep(retry_wait(attempt, backoff, error.retry_after, jitter=0.25))
     raise AssertionError("unreachable")
 
 
@@ -296,7 +341,8 @@ def download(
         Parallel connections (at least 1).
     retries : int
         Further attempts after a retryable failure (connection error, timeout, truncated body,
-        HTTP 5xx/429, checksum mismatch); waits ``backoff * 2**attempt`` seconds in between.
+        HTTP 5xx/429, checksum mismatch); waits ``backoff * 2**attempt`` seconds in between, or
+        the server's ``Retry-After`` (see :func:`retry_wait`).
     timeout : float
         Seconds to wait for the server to connect or send data.
     check : callable, optional

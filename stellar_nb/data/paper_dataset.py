@@ -1,30 +1,47 @@
 """The paper's public data set: Hugging Face dataset ``BrunoBarreto/sdss_dr12_stars_regression``.
 
 (Called "the benchmark" in the paper; here "paper dataset", so as not to be confused with the
-speed benchmarks of :mod:`stellar_nb.bench`.) :func:`fetch_paper_dataset` lists the dataset's
-Parquet files through the Hub's file-tree API
-(``/api/datasets/REPO/tree/REVISION``, which also gives each file's size and SHA-256), downloads
-them through plain ``resolve`` URLs with :func:`stellar_nb.data.download.download` (parallel,
-resumable, checksummed) and leaves one ``train.parquet``, ``validation.parquet`` and
-``test.parquet`` in its folder: the shared split schema (:mod:`stellar_nb.schema`), so
-every later stage reads it like the simulated survey. :func:`load_paper_dataset` reads a subset of
-rows and columns without loading 50,000 spectra.
+speed benchmarks of :mod:`stellar_nb.bench`.) The Hub is reached through ``huggingface_hub``, the
+Hub's own client, which builds and quotes the URLs, pages the listing, sends the token, follows
+the LFS redirects (or uses Xet storage), retries HTTP 429/5xx honouring ``Retry-After`` and
+resumes a transfer cut mid-file. On top of it, :func:`fetch_paper_dataset`
 
-The Hub's base URL is :func:`stellar_nb.config.service_url` ``("huggingface")``: the argument, else
-``$STELLAR_NB_HF_URL``, else
-``https://huggingface.co`` (the tests serve a stand-in on loopback).
+- pins the revision to one commit (``HfApi.dataset_info(...).sha``), so every file comes from the
+  same snapshot even if the branch moves during the download;
+- checks each file against the SHA-256 the Hub's file tree lists for it (``lfs.sha256``; the git
+  blob id for a file outside LFS): ``huggingface_hub`` itself only compares sizes;
+- leaves one ``train.parquet``, ``validation.parquet`` and ``test.parquet`` in its folder, the
+  shared split schema (:mod:`stellar_nb.schema`), written atomically, so every later stage reads
+  it like the simulated survey. :func:`load_paper_dataset` reads a subset of rows and columns
+  without loading 50,000 spectra.
+
+Settings: the Hub's base URL is :func:`stellar_nb.config.service_url` ``("huggingface")`` (the
+argument, else ``$STELLAR_NB_HF_URL``), else ``huggingface_hub``'s own ``$HF_ENDPOINT``, else
+``https://huggingface.co``; the token is ``huggingface_hub``'s (``$HF_TOKEN``, else a stored
+``hf auth login``); ``$HF_HUB_ETAG_TIMEOUT``, ``$HF_HUB_DOWNLOAD_TIMEOUT`` and
+``$HF_HUB_OFFLINE`` work as documented for ``huggingface_hub``. The shards stay in ``files/``
+below the output folder (with ``huggingface_hub``'s ``.cache/huggingface`` bookkeeping), so a
+rerun downloads only what is missing.
 """
 
+import contextlib
+import hashlib
+import json
 import os
 import re
 import warnings
+from concurrent import futures
 from pathlib import Path, PurePosixPath
 
+import httpx2
+import huggingface_hub
 import pyarrow.parquet as pq
-import requests
+import tqdm.auto
+from huggingface_hub import errors as hub_errors
 
-from stellar_nb import config, files, schema
-from stellar_nb.data import download, tables
+from stellar_nb import __version__, config, files, schema
+from stellar_nb.data import tables
+from stellar_nb.data.download import DownloadError
 
 __all__ = [
     "HF_URL",
@@ -43,6 +60,8 @@ _SPLIT_NAMES = {
     "validation": ("validation", "valid", "val", "dev"),
     "test": ("test",),
 }
+#: Digests of the shards already checked: ``{path: {"digest", "size", "mtime_ns"}}``.
+_CHECKED_NAME = "checksums.json"
 
 
 def paper_dataset_dir(data_home=None):
@@ -59,54 +78,168 @@ def _split_of(path):
     return None
 
 
-def list_paper_dataset_files(
-    *, base_url=None, repository=REPOSITORY, revision="main", timeout=60.0
-):
-    """Return ``{split: [RemoteFile, ...]}`` for the dataset's Parquet files.
+def _endpoint(base_url):
+    """Our URL setting, or None to leave ``huggingface_hub`` to ``$HF_ENDPOINT`` / its default."""
+    url = config.service_url("huggingface", base_url).rstrip("/")
+    return None if url == HF_URL else url
+
+
+def _api(base_url):
+    return huggingface_hub.HfApi(
+        endpoint=_endpoint(base_url), library_name="stellar_nb", library_version=__version__
+    )
+
+
+@contextlib.contextmanager
+def _hub_errors(repository, label, path=None):
+    """Raise ``huggingface_hub``'s errors as :class:`DownloadError` naming repo, revision, file."""
+    where = f"{repository}@{label}" + (f": {path}" if path else "")
+    try:
+        yield
+    except hub_errors.GatedRepoError as error:
+        raise DownloadError(
+            f"{where}: dataset {repository} is gated: accept its conditions on its Hub page and "
+            "set HF_TOKEN to an access token of that account"
+        ) from error
+    except hub_errors.RepositoryNotFoundError as error:
+        message = f"dataset {repository} not found (if it is private, set HF_TOKEN)"
+        raise DownloadError(f"{where}: {message}") from error
+    except hub_errors.RevisionNotFoundError as error:
+        raise DownloadError(f"{where}: dataset {repository} has no such revision") from error
+    except hub_errors.RemoteEntryNotFoundError as error:
+        raise DownloadError(f"{where}: no such file at this revision") from error
+    except hub_errors.OfflineModeIsEnabled as error:
+        message = (
+            "HF_HUB_OFFLINE is set; unset it to download (load_paper_dataset reads what is here)"
+        )
+        raise DownloadError(f"{where}: {message}") from error
+    # httpx2: the HTTP client huggingface_hub raises from once its own retries are spent
+    except (hub_errors.HfHubHTTPError, httpx2.HTTPError, OSError) as error:
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        raise DownloadError(f"{where}: {type(error).__name__}: {first_line}") from error
+
+
+def list_paper_dataset_files(*, base_url=None, repository=REPOSITORY, revision="main"):
+    """Return ``{split: [huggingface_hub.hf_api.RepoFile, ...]}`` for the dataset's Parquet files.
+
+    Each entry has the file's ``path``, ``size`` and, for LFS files, ``lfs.sha256``.
+
+    Parameters
+    ----------
+    base_url : str, optional
+        Hub base URL (see the module docstring).
+    repository, revision : str
+        Dataset and Git revision (branch, tag, ref such as ``refs/convert/parquet``, or commit).
 
     Raises
     ------
+    stellar_nb.data.download.DownloadError
+        If the Hub cannot be reached or refuses (the message names repository and revision).
     ValueError
-        If the listing fails or a split has no Parquet file.
+        If a split has no Parquet file.
     """
-    base = config.service_url("huggingface", base_url).rstrip("/")
-    url = f"{base}/api/datasets/{repository}/tree/{revision}"
-    entries, page, params = [], url, {"recursive": "true"}
-    while page:  # the Hub pages long listings through a Link: <...>; rel="next" header
-        try:
-            response = requests.get(page, params=params, timeout=timeout)
-        except (requests.ConnectionError, requests.Timeout) as error:
-            raise ValueError(f"cannot list {url}: {type(error).__name__}: {error}") from None
-        if response.status_code != 200:
-            raise ValueError(
-                f"cannot list {url}: HTTP {response.status_code}: {response.text[:200]}"
-            )
-        try:
-            entries += response.json()
-        except ValueError:
-            raise ValueError(f"{url} did not return JSON: {response.text[:200]!r}") from None
-        page, params = response.links.get("next", {}).get("url"), None
-    found = {split: [] for split in schema.SPLITS}
-    for entry in entries:
-        path = entry.get("path", "")
-        split = _split_of(path)
-        if entry.get("type") != "file" or not path.endswith(".parquet") or split is None:
-            continue
-        lfs = entry.get("lfs") or {}
-        found[split].append(
-            download.RemoteFile(
-                url=f"{base}/datasets/{repository}/resolve/{revision}/{path}",
-                name=f"files/{path}",
-                sha256=lfs.get("oid"),
-                size=lfs.get("size", entry.get("size")),
+    return _list_files(base_url, repository, revision, label=revision)
+
+
+def _list_files(base_url, repository, revision, *, label):
+    with _hub_errors(repository, label):
+        entries = list(
+            _api(base_url).list_repo_tree(
+                repository, recursive=True, revision=revision, repo_type="dataset"
             )
         )
+    found = {split: [] for split in schema.SPLITS}
+    for entry in entries:
+        split = _split_of(entry.path)
+        if isinstance(entry, huggingface_hub.hf_api.RepoFile) and entry.path.endswith(".parquet"):
+            if split is not None:
+                found[split].append(entry)
     empty = [split for split, remotes in found.items() if not remotes]
     if empty:
-        raise ValueError(f"{url} lists no Parquet file for split(s) {empty}")
+        raise ValueError(f"{repository}@{label} lists no Parquet file for split(s) {empty}")
     return {
-        split: sorted(remotes, key=lambda remote: remote.name) for split, remotes in found.items()
+        split: sorted(remotes, key=lambda remote: remote.path) for split, remotes in found.items()
     }
+
+
+def _digest(path, remote):
+    """The digest the Hub lists for ``remote``, computed for the local ``path``."""
+    if remote.lfs is not None:
+        return files.sha256sum(path)
+    digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)  # git's blob id
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Checked:
+    """Shards whose digest matched, by size and mtime, so a rerun does not hash gigabytes again.
+
+    ``{path in the repository: {"digest", "size", "mtime_ns"}}``, kept in ``checksums.json``.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        try:
+            self.entries = json.loads(self.path.read_text())
+        except (FileNotFoundError, ValueError):
+            self.entries = {}
+
+    @staticmethod
+    def _record(local, digest):
+        stat = local.stat()
+        return {"digest": digest, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+    def matches(self, name, local, expected):
+        """True when ``local`` is unchanged since its digest was found to be ``expected``."""
+        return self.entries.get(name) == self._record(local, expected)
+
+    def add(self, name, local, digest):
+        """Record a checked file (one key per worker thread: a plain dict assignment is safe)."""
+        self.entries[name] = self._record(local, digest)
+
+    def write(self):
+        """Write the record atomically."""
+        files.write_json(self.path, self.entries)
+
+
+class _QuietTqdm(tqdm.auto.tqdm):
+    def __init__(self, *args, **kwargs):
+        kwargs["disable"] = True
+        super().__init__(*args, **kwargs)
+
+
+def _fetch_file(remote, *, repository, commit, label, folder, endpoint, retries, progress, checked):
+    """Download one shard into ``folder`` and check its digest; return its local path."""
+    expected = remote.lfs.sha256 if remote.lfs is not None else remote.blob_id
+    for attempt in range(int(retries) + 1):
+        with _hub_errors(repository, label, remote.path):
+            local = Path(
+                huggingface_hub.hf_hub_download(
+                    repository,
+                    remote.path,
+                    repo_type="dataset",
+                    revision=commit,
+                    local_dir=folder,
+                    endpoint=endpoint,
+                    force_download=attempt > 0,
+                    library_name="stellar_nb",
+                    library_version=__version__,
+                    tqdm_class=None if progress else _QuietTqdm,
+                )
+            )
+        if checked.matches(remote.path, local, expected):
+            return local
+        digest = _digest(local, remote)
+        if digest == expected and local.stat().st_size == remote.size:
+            checked.add(remote.path, local, digest)
+            return local
+        local.unlink()  # never leave a bad file under its final name
+    raise DownloadError(
+        f"{repository}@{label}: {remote.path}: checksum mismatch ({digest} != {expected} listed by "
+        f"the Hub) after {int(retries) + 1} downloads"
+    )
 
 
 def _assemble(paths, destination, row_group_rows=1024):
@@ -162,7 +295,7 @@ def fetch_paper_dataset(
     repository=REPOSITORY,
     revision="main",
     workers=3,
-    retries=3,
+    retries=1,
     progress=True,
 ):
     """Download the paper's data set and return the folder holding its three split files.
@@ -172,15 +305,16 @@ def fetch_paper_dataset(
     out_dir : str or pathlib.Path, optional
         Default :func:`paper_dataset_dir` of the data home.
     base_url : str, optional
-        Hugging Face Hub base; default ``$STELLAR_NB_HF_URL`` or :data:`HF_URL`.
+        Hub base URL (see the module docstring).
     repository, revision : str
         Dataset and Git revision (a tag or commit pins the data).
     workers : int
-        Parallel connections.
+        Files downloaded in parallel.
     retries : int
-        Further attempts per file after a retryable failure.
+        Further downloads of a file whose checksum does not match. Network errors are retried
+        by ``huggingface_hub`` itself (5 times, with back-off).
     progress : bool
-        Show a progress bar.
+        Show progress bars.
 
     Returns
     -------
@@ -189,23 +323,53 @@ def fetch_paper_dataset(
     Raises
     ------
     stellar_nb.data.download.DownloadError
-        If a file could not be fetched or failed its checksum (nothing partial is left behind;
-        a rerun resumes).
+        If a file could not be fetched or failed its checksum, naming the repository, revision
+        and file(s); a gated dataset without a token says to set ``HF_TOKEN``. Files already
+        checked stay (a rerun fetches only the rest); nothing partial is left under a final name.
+    ValueError
+        If ``workers`` or ``retries`` is out of range, or a split has no Parquet file.
     """
+    if int(workers) < 1 or int(retries) < 0:
+        raise ValueError(f"workers must be >= 1 and retries >= 0, got {workers} and {retries}")
     out_dir = Path(out_dir) if out_dir is not None else paper_dataset_dir()
-    listing = list_paper_dataset_files(base_url=base_url, repository=repository, revision=revision)
-    report = download.download(
-        [remote for remotes in listing.values() for remote in remotes],
-        out_dir,
-        workers=workers,
-        retries=retries,
-        progress=progress,
-        description="paper dataset",
-    )
-    report.raise_for_failures()
+    with _hub_errors(repository, revision):
+        commit = _api(base_url).dataset_info(repository, revision=revision).sha
+    label = revision if revision == commit else f"{revision} (commit {commit})"
+    listing = _list_files(base_url, repository, commit, label=label)
+    folder = out_dir / "files"
+    folder.mkdir(parents=True, exist_ok=True)
+    checked = _Checked(out_dir / _CHECKED_NAME)
+    failures = {}
+    with futures.ThreadPoolExecutor(max_workers=int(workers)) as pool:
+        jobs = {
+            pool.submit(
+                _fetch_file,
+                remote,
+                repository=repository,
+                commit=commit,
+                label=label,
+                folder=folder,
+                endpoint=_endpoint(base_url),
+                retries=retries,
+                progress=progress,
+                checked=checked,
+            ): remote
+            for remotes in listing.values()
+            for remote in remotes
+        }
+        for job in futures.as_completed(jobs):
+            try:
+                job.result()
+            except DownloadError as error:
+                failures[jobs[job].path] = str(error)
+    checked.write()
+    if failures:
+        lines = [f"{len(failures)} of {len(jobs)} file(s) failed:"]
+        lines += [f"  {reason}" for _, reason in sorted(failures.items())]
+        raise DownloadError("\n".join(lines))
     for split, remotes in listing.items():
         destination = tables.split_path(out_dir, split)
-        shards = [out_dir / remote.name for remote in remotes]
+        shards = [folder / remote.path for remote in remotes]
         if not _up_to_date(destination, shards):
             _assemble(shards, destination)
         _check_schema(destination)

@@ -14,25 +14,9 @@
 Base URLs: arguments, else ``$STELLAR_NB_SKYSERVER_URL`` / ``$STELLAR_NB_SAS_URL``, else the
 public DR12 services (the tests serve stand-ins on loopback).
 
-What we checked against (each external contract and its public source):
-
-- ``sppParams`` columns (no ``RVADOP``: that is the ssppOut FITS name; the database has
-  ``ELODIERVFINAL``/``ELODIERVFINALERR`` with the 7.3 km/s offset applied):
-  sciserver/sqlloader ``schema/sql/ssppTables.sql``. The loopback tables copy this list
-  (``tests/dr12_schema.py``), so a wrong column fails offline.
-- ``SpecObjAll`` columns and the ``SpecObj`` view (``sciencePrimary = 1``): sciserver/sqlloader
-  ``schema/sql/SpectroTables.sql`` (DR17 file; the DR14 eBOSS columns left out).
-- SSPP ``FLAG`` letters (first position ``n`` normal; ``D d H h E S V N C`` critical): the SSPP
-  flag pages, sdss3.org/dr10/spectro/sspp_flags.php and classic.sdss.org/segue/caveats.php.
-- SkyServer error behaviour (HTTP 500 + JSON ``ErrorMessage`` for a SQL error, HTTP 200
-  ``error_message`` table, CSV as ``text/plain``, 600 s query limit, 60 queries a minute): as
-  described in the project's issue 12 from the SkyServer documentation; modelled in the
-  loopback server, not re-checked against the live service here (``--run-network`` does).
-- SAS paths ``{sdss|boss}/spectro/redux/RUN2D/spectra/lite/PLATE4/spec-PLATE4-MJD5-FIBER4.fits``
-  (SDSS-I/II and SEGUE run2d 26, 103, 104 under ``sdss``; BOSS ``v5_7_0`` under ``boss``):
-  the DR12 data model ``spectra/lite/PLATE4/spec`` as cited by dkirkby/bossdata
-  ``docs/overview.rst`` and its ``BOSS_SAS_ROOT=/sas/dr12`` examples. ``sdss_access`` was not
-  checked; one path template does not justify the dependency.
+What we checked against: each external contract (``sppParams`` and ``specObjAll`` columns, SSPP
+``FLAG`` letters, SkyServer parameters and error forms, SAS paths) and its public source is listed
+in ``stellar_nb/data/README.md``.
 """
 
 import warnings
@@ -256,6 +240,14 @@ def spectrum_path(row):
     SDSS-I/II and SEGUE spectra (numeric ``run2d`` such as 26, 103, 104) live in the ``sdss``
     tree, BOSS spectra (``run2d`` like ``v5_7_0``) in the ``boss`` tree.
     """
+    # Checked against SDSS's own path rules (sdss/tree data/sdss_paths.ini ``spec-lite`` =
+    # ``%spectrodir/{run2d}/spectra/lite/{plateid:0>4}/spec-{plateid:0>4}-{mjd}-{fiberid:0>4}.fits``,
+    # ``spec`` the same without ``lite/``; sdss_access path.py ``spectrodir`` picks
+    # $SPECTRO_REDUX = sdss/spectro/redux for run2d 26, 103, 104 and $BOSS_SPECTRO_REDUX =
+    # boss/spectro/redux otherwise, data/dr12.cfg). We do not depend on sdss_access: for these
+    # two templates it would add the sdss-tree package and its SAS environment variables, and
+    # its downloader would bypass our checksummed, resumable one. DR12's run2d values (26, 103,
+    # 104, v5_7_0, v5_7_2) split the same way under both rules.
     run2d = str(row.get("run2d", "26")).strip()
     tree = "boss" if run2d.startswith("v") else "sdss"
     plate, mjd, fiber = int(row["plate"]), int(row["mjd"]), int(row["fiber"])

@@ -33,7 +33,7 @@ __all__ = ["LIMITER", "MAX_WAIT", "TIMEOUT", "SkyServerError", "parse_csv", "sql
 #: (connect, read) seconds: the server's 600 s query limit plus a margin for the transfer.
 TIMEOUT = (15.0, 630.0)
 #: Longest single wait between attempts (back-off or ``Retry-After``), seconds.
-MAX_WAIT = 60.0
+MAX_WAIT = download.MAX_WAIT
 #: SDSS asks for at most 60 SkyServer queries a minute; shared by every query of this process.
 LIMITER = download.RateLimiter(60, 60.0)
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
@@ -91,13 +91,6 @@ def parse_csv(text, url):
     for column in frame.columns:
         frame[column] = frame[column].str.strip()
     return frame
-
-
-def _wait(response, attempt, backoff):
-    retry_after = response.headers.get("Retry-After", "") if response is not None else ""
-    if retry_after.strip().isdigit():
-        return min(float(retry_after), MAX_WAIT)
-    return min(backoff * 2**attempt, MAX_WAIT)
 
 
 def sql_search(
@@ -165,7 +158,8 @@ def sql_search(
                     )
                 reason = f"HTTP {response.status_code}: {' '.join(response.text.split())[:300]}"
             if attempt < int(retries):
-                _sleep(_wait(response, attempt, backoff))
+                retry_after = None if response is None else response.headers.get("Retry-After")
+                _sleep(download.retry_wait(attempt, backoff, retry_after))
         raise SkyServerError(
             f"SkyServer query to {url} failed after {int(retries) + 1} attempts: {reason}"
         )

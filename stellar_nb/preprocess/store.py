@@ -14,10 +14,16 @@ The manifest is rewritten as incomplete *before* anything else is touched, so a 
 killed at any point leaves a folder that :func:`load_split` refuses; the next run with other
 inputs deletes the earlier run's arrays rather than mixing them with its own, and a folder of the
 same inputs keeps the splits it was not asked to redo.
+
+With a Dask client (``stellar-nb preprocess --dask ADDRESS``) each split is cut into ranges of
+``batch_size`` rows, preprocessed on the workers (:func:`preprocess_batch`) and written here in
+row order: the same arrays as the serial run, byte for byte.
 """
 
 import hashlib
 import json
+import shutil
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -34,6 +40,7 @@ __all__ = [
     "input_fingerprint",
     "load_preprocessor",
     "load_split",
+    "preprocess_batch",
     "preprocess_survey",
 ]
 
@@ -208,20 +215,21 @@ def load_preprocessor(folder):
     return Preprocessor.load(Path(folder) / "preprocessor.json")
 
 
-def _write_split(preprocessor, survey, out, split, batch_size, threads):
+def _write_split(preprocessor, survey, out, split, batch_size, threads, client=None):
     X_name, meta_name = _outputs(split)
-    X, labels, scalars = preprocessor.transform_split(
-        survey, split, batch_size=batch_size, threads=threads, out=out / X_name
-    )
-    rows = int(X.shape[0])
-    del X
-    with files.atomic_path(out / meta_name) as temporary:
-        np.savez(
-            temporary,
-            labels=labels,
-            spec_id=scalars["spec_id"].to_numpy(),
-            flag=scalars["flag"].to_numpy(),
+    if client is None:
+        X, labels, scalars = preprocessor.transform_split(
+            survey, split, batch_size=batch_size, threads=threads, out=out / X_name
         )
+        rows = int(X.shape[0])
+        del X
+        spec_id, flag = scalars["spec_id"].to_numpy(), scalars["flag"].to_numpy()
+    else:
+        rows, labels, spec_id, flag = _transform_on_cluster(
+            client, preprocessor, survey, split, int(batch_size), out / X_name
+        )
+    with files.atomic_path(out / meta_name) as temporary:
+        np.savez(temporary, labels=labels, spec_id=spec_id, flag=flag)
     return {
         "rows": rows,
         "files": {
@@ -234,6 +242,75 @@ def _write_split(preprocessor, survey, out, split, batch_size, threads):
     }
 
 
+def preprocess_batch(preprocessor, task):
+    """Preprocess one range of a split's rows (what a Dask worker runs).
+
+    Parameters
+    ----------
+    preprocessor : stellar_nb.preprocess.Preprocessor
+        Sent to each worker once.
+    task : tuple
+        ``(survey, split, rows)``: the survey folder, the split and a slice of its rows.
+
+    Returns
+    -------
+    X : numpy.ndarray
+        Float32 rows of the usable spectra.
+    labels : numpy.ndarray
+        Their labels in physical units.
+    spec_id, flag : numpy.ndarray
+        Their ids and preprocessing flags (0).
+    """
+    from stellar_nb.preprocess import pipeline
+
+    survey, split, rows = task
+    targets = pipeline.label_columns(preprocessor.label_source)
+    frame = tables.read_split(survey, split, rows=rows)
+    block, flags = preprocessor.transform_frame(frame)
+    usable = flags == 0
+    return (
+        block[usable].astype("<f4", copy=False),
+        frame.loc[usable, targets].to_numpy(dtype=float),
+        frame.loc[usable, "spec_id"].to_numpy(),
+        flags[usable],
+    )
+
+
+def _transform_on_cluster(client, preprocessor, survey, split, batch_size, X_path):
+    """:meth:`~stellar_nb.preprocess.Preprocessor.transform_split` with the batches on Dask."""
+    from stellar_nb import scale
+
+    total = len(tables.read_split(survey, split, columns=["spec_id"]))
+    tasks = [
+        (str(survey), split, slice(begin, min(begin + batch_size, total)))
+        for begin in range(0, total, batch_size)
+    ]
+    labels, spec_ids, flags, rows = [], [], [], 0
+    # rows go to a raw scratch file in order; the .npy is written once their number is known
+    with tempfile.TemporaryFile(prefix=f".{X_path.name}.", suffix=".raw", dir=X_path.parent) as raw:
+        for X, label, spec_id, flag in scale.ordered_map(
+            client, preprocess_batch, tasks, shared=preprocessor
+        ):
+            X.tofile(raw)
+            rows += len(X)
+            labels.append(label)
+            spec_ids.append(spec_id)
+            flags.append(flag)
+        raw.flush()
+        raw.seek(0)
+        with files.atomic_path(X_path) as partial, open(partial, "wb") as target:
+            header = {
+                "descr": "<f4",
+                "fortran_order": False,
+                "shape": (rows, preprocessor.grid.size),
+            }
+            np.lib.format.write_array_header_1_0(target, header)
+            shutil.copyfileobj(raw, target, 16 * 2**20)
+    if not labels:
+        return 0, np.empty((0, 3)), np.empty(0), np.empty(0, dtype=int)
+    return rows, np.concatenate(labels), np.concatenate(spec_ids), np.concatenate(flags)
+
+
 def preprocess_survey(
     survey,
     out,
@@ -243,6 +320,7 @@ def preprocess_survey(
     batch_size=1024,
     threads=1,
     progress=None,
+    client=None,
 ):
     """Preprocess survey splits into ``out`` under a run manifest (see the module docstring).
 
@@ -262,6 +340,9 @@ def preprocess_survey(
         arrays).
     progress : callable, optional
         Called as ``progress(split, rows, seconds)`` after each split.
+    client : distributed.Client, optional
+        Preprocess the batches on this Dask cluster (:func:`stellar_nb.scale.cluster`); the
+        arrays are the serial run's.
 
     Returns
     -------
@@ -307,7 +388,7 @@ def preprocess_survey(
     for split in splits:
         start = time.perf_counter()
         manifest["splits"][split] = _write_split(
-            preprocessor, survey, out, split, batch_size, threads
+            preprocessor, survey, out, split, batch_size, threads, client
         )
         files.write_json(out / MANIFEST, manifest)
         if progress is not None:

@@ -25,6 +25,7 @@ BENCHMARKS = {
     "dashboard": "dashboard page load, update time and kernel memory in Chromium; plotly.js bundles",
     "real-stars": "accuracy, bias, uncertainty coverage and trust flags on real LAMOST stars vs simulated",
     "library-cv": "real STELIB stars scored by models whose emulator was fitted without them",
+    "scale": "predict serial vs 1 and 2 Dask workers, peak memory per worker; a 200,000-spectrum stream",
 }
 
 
