@@ -15,7 +15,6 @@ import dataclasses
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -217,10 +216,7 @@ def binder_server(binder_env, tmp_path_factory):
                 time.sleep(0.5)
         yield base_url, token
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        from stellar_nb.bench import dashboard as bench_dashboard
+
+        bench_dashboard.stop(process)
         print(f"\nJupyter server log (last lines):\n{log.read_text()[-1500:]}")

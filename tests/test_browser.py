@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import IN_CI, ROOT
+from conftest import ROOT, free_port
 
 from stellar_nb import inference, schema, trust
 from stellar_nb.bench import dashboard as bench_dashboard
@@ -29,7 +29,6 @@ from stellar_nb.data import spec_lite
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 #: JavaScript: the page's clock (ms) once the plots show a star: the spectrum plot ``n`` pixels
 #: starting with the fluxes ``head`` (null: a masked pixel, drawn as a gap), the Kiel diagram a
@@ -50,22 +49,6 @@ START_CLOCK = "() => { window.stellarClock = performance.now(); }"
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    if not CHROMIUM.is_file():
-        message = f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if IN_CI:
-            pytest.fail(message + "; CI must run the browser test")
-        pytest.skip(message)
-    return CHROMIUM
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
 def model_dir(quick_config, quick_survey):
     from test_train import quick_model
 
@@ -75,7 +58,7 @@ def model_dir(quick_config, quick_survey):
 @pytest.fixture(scope="module")
 def server(chromium, quick_config, quick_survey, model_dir, tmp_path_factory):
     """``stellar-nb dashboard`` on a free loopback port; yields (url, process, log path)."""
-    port = _free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("voila") / "voila.log"
     command = [sys.executable, "-m", "stellar_nb.commands", "dashboard", "--quick", "--data-home", str(quick_config.data_home),
                "--model", str(model_dir), "--survey", str(quick_survey), "--ip", "127.0.0.1", "--port", str(port)]  # fmt: skip
