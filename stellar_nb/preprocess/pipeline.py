@@ -165,7 +165,7 @@ def prepare_split(
             scalars["flag"] = flags[rows]
             frames.append(scalars)
         if out is not None:
-            X = _assemble(stream, Path(out), (count, grid.size))
+            X = assemble_npy(stream, Path(out), (count, grid.size))
     X = X[:count] if out is None and count < total else X
     import pandas as pd
 
@@ -176,7 +176,7 @@ def prepare_split(
     return X, labels, scalars
 
 
-def _assemble(raw, out, shape):
+def assemble_npy(raw, out, shape):
     """Write ``out`` (.npy, float32 ``shape``) from the raw rows in the open file ``raw``, atomically."""
     raw.flush()
     raw.seek(0)

@@ -22,7 +22,6 @@ row order: the same arrays as the serial run, byte for byte.
 
 import hashlib
 import json
-import shutil
 import tempfile
 import time
 import uuid
@@ -279,6 +278,7 @@ def preprocess_batch(preprocessor, task):
 def _transform_on_cluster(client, preprocessor, survey, split, batch_size, X_path):
     """:meth:`~stellar_nb.preprocess.Preprocessor.transform_split` with the batches on Dask."""
     from stellar_nb import scale
+    from stellar_nb.preprocess import pipeline
 
     total = len(tables.read_split(survey, split, columns=["spec_id"]))
     tasks = [
@@ -296,16 +296,7 @@ def _transform_on_cluster(client, preprocessor, survey, split, batch_size, X_pat
             labels.append(label)
             spec_ids.append(spec_id)
             flags.append(flag)
-        raw.flush()
-        raw.seek(0)
-        with files.atomic_path(X_path) as partial, open(partial, "wb") as target:
-            header = {
-                "descr": "<f4",
-                "fortran_order": False,
-                "shape": (rows, preprocessor.grid.size),
-            }
-            np.lib.format.write_array_header_1_0(target, header)
-            shutil.copyfileobj(raw, target, 16 * 2**20)
+        pipeline.assemble_npy(raw, X_path, (rows, preprocessor.grid.size))
     if not labels:
         return 0, np.empty((0, 3)), np.empty(0), np.empty(0, dtype=int)
     return rows, np.concatenate(labels), np.concatenate(spec_ids), np.concatenate(flags)
