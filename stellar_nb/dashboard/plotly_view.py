@@ -1,4 +1,4 @@
-"""A light plotly widget: the whole figure as one synced value, drawn with ``Plotly.react``.
+"""A light plotly widget: the figure sent once, then only what changed, drawn with plotly.js.
 
 Why not plotly's ``FigureWidget``:
 
@@ -11,15 +11,17 @@ Why not plotly's ``FigureWidget``:
   use scatter, bar or pie traces only (:data:`TRACE_TYPES`);
 - importing ``FigureWidget`` imports nbformat and jsonschema, whose rfc3987 grammar takes about 2.4 s to
   compile in the kernel (``python -X importtime``);
-- ``FigureWidget`` sends edits as a protocol of restyle/relayout messages; in Chromium an update
-  made while handling an upload was sometimes dropped, leaving the previous star's traces on
-  screen. Here the browser always receives the complete figure and redraws it with
-  ``Plotly.react``, so what is shown is what the kernel holds.
+- ``FigureWidget`` sends edits as a protocol of restyle/relayout messages tied to its own trait
+  sync; in Chromium an update made while handling an upload was sometimes dropped, leaving the
+  previous star's traces on screen.
 
-Numeric arrays travel as binary buffers (float32: about 30 kB per 4,000-pixel trace) in plotly.js's
-typed-array form ``{"dtype", "bdata"}``. The kernel keeps the figure as plain dicts with numpy
-arrays in :attr:`PlotlyView.data` and :attr:`PlotlyView.plot_layout`; :meth:`PlotlyView.update`
-overwrites traces and layout keys and sends the result.
+Here the kernel holds the figure (:attr:`PlotlyView.data`, :attr:`PlotlyView.plot_layout`: plain
+dicts with numpy arrays). A view, once drawn, asks for the whole figure (``figure?``); after that
+:meth:`PlotlyView.update` sends only the traces and layout keys it changed, as one message, and
+every view applies the messages in the order they came: changed traces with ``Plotly.react``
+(unchanged arrays are kept as the same objects, which plotly.js skips), a layout-only change (the
+Kiel diagram's marker, a shape) with ``Plotly.relayout``, which recomputes no trace. Numeric
+arrays travel as binary buffers (float32: about 16 kB per 4,000-pixel trace).
 """
 
 import base64
@@ -77,21 +79,21 @@ function same(array, previous) {
   return true;
 }
 
-// {dtype, bdata: DataView} (binary buffers put back by the widget manager) -> typed arrays.
-function decode(value, previous) {
+// {dtype, buffer: i} -> a typed array over the message's i-th binary buffer.
+function decode(value, buffers, previous) {
   if (Array.isArray(value)) {
-    const items = value.map((item, i) => decode(item, Array.isArray(previous) ? previous[i] : undefined));
+    const items = value.map((item, i) => decode(item, buffers, Array.isArray(previous) ? previous[i] : undefined));
     const plain = items.every((item) => item === null || typeof item !== "object");
     return plain && same(items, previous) ? previous : items;
   }
   if (value === null || typeof value !== "object") { return value; }
-  if (value.bdata instanceof DataView && value.dtype in TYPES) {
-    const view = value.bdata;
+  if (Number.isInteger(value.buffer) && value.dtype in TYPES && Object.keys(value).length === 2) {
+    const view = buffers[value.buffer];
     const array = new TYPES[value.dtype](view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
     return same(array, previous) ? previous : array;
   }
   const before = previous !== null && typeof previous === "object" ? previous : {};
-  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, decode(item, before[key])]));
+  return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, decode(item, buffers, before[key])]));
 }
 
 async function render({ model, el }) {
@@ -100,20 +102,42 @@ async function render({ model, el }) {
   plot.style.width = "100%";  // as wide as the widget: plotly's autosize follows the page
   el.appendChild(plot);
   const Plotly = await loadPlotly(model);
-  let shown;
-  const draw = () => {
-    shown = decode(model.get("figure"), shown);
-    return Plotly.react(plot, shown.data || [], shown.layout || {}, model.get("config"));
+  let shown;  // the figure on screen; undefined until the kernel has sent the whole figure
+  let queue = Promise.resolve();  // draws run one after the other, in the order they came
+  const draw = (message, buffers) => {
+    if (message.event === "figure") {
+      const first = shown === undefined;
+      shown = decode(message.figure, buffers, shown);
+      const drawn = Plotly.react(plot, shown.data || [], shown.layout || {}, model.get("config"));
+      return first ? drawn.then(listen) : drawn;
+    }
+    if (!shown) { return undefined; }  // the whole figure, still to come, includes this update
+    const traces = Object.entries(message.traces);
+    const layout = decode(message.layout, buffers, shown.layout);
+    if (traces.length === 0) {
+      // only layout keys (the Kiel diagram's marker): no trace is recomputed
+      return Plotly.relayout(plot, layout);
+    }
+    for (const [index, values] of traces) {
+      shown.data[+index] = { ...shown.data[+index], ...decode(values, buffers, shown.data[+index]) };
+    }
+    Object.assign(shown.layout, layout);
+    return Plotly.react(plot, shown.data, shown.layout, model.get("config"));
   };
-  await draw();
-  model.on("change:figure", draw);
-  plot.on("plotly_click", (event) => {
+  const receive = (message, buffers) => {
+    if (message.event === "figure" || message.event === "update") {
+      queue = queue.then(() => draw(message, buffers)).catch((error) => console.error(error));
+    }
+  };
+  model.on("msg:custom", receive);
+  const listen = () => plot.on("plotly_click", (event) => {  // plot.on exists once drawn
     const point = event.points[0];
     model.send({ event: "click", trace: point.curveNumber, point: point.pointIndex });
   });
+  model.send({ event: "figure?" });
   const resize = new ResizeObserver(() => Plotly.Plots.resize(plot));
   resize.observe(el);
-  return () => { resize.disconnect(); model.off("change:figure", draw); Plotly.purge(plot); };
+  return () => { resize.disconnect(); model.off("msg:custom", receive); Plotly.purge(plot); };
 }
 export default { render };
 """
@@ -139,21 +163,39 @@ def _numpy(value):
     return value
 
 
-def encode(value):
-    """``value`` made ready to sync: numeric arrays as typed-array dicts with binary ``bdata``.
+def encode(value, buffers=None):
+    """``value`` made ready to send: numeric arrays become ``{"dtype", "buffer": i}`` and their
+    bytes the ``i``-th entry of ``buffers``.
 
     Floating arrays become float32 (``f4``), integer arrays int32 (``i4``), other arrays lists;
     numpy scalars become Python numbers; dicts, lists and tuples are walked.
+
+    Parameters
+    ----------
+    value : object
+    buffers : list, optional
+        Appended to; a new list when None.
+
+    Returns
+    -------
+    message : object
+        JSON-ready.
+    buffers : list of bytes
     """
+    buffers = [] if buffers is None else buffers
+    return _encode(value, buffers), buffers
+
+
+def _encode(value, buffers):
     if isinstance(value, dict):
-        return {key: encode(item) for key, item in value.items()}
+        return {key: _encode(item, buffers) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [encode(item) for item in value]
+        return [_encode(item, buffers) for item in value]
     if isinstance(value, np.ndarray):
-        if value.dtype.kind == "f":
-            return {"dtype": "f4", "bdata": np.ascontiguousarray(value, "<f4").tobytes()}
-        if value.dtype.kind in "iu":
-            return {"dtype": "i4", "bdata": np.ascontiguousarray(value, "<i4").tobytes()}
+        if value.dtype.kind in "fiu":
+            dtype = "f4" if value.dtype.kind == "f" else "i4"
+            buffers.append(np.ascontiguousarray(value, "<" + dtype).tobytes())
+            return {"dtype": dtype, "buffer": len(buffers) - 1}
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
@@ -161,7 +203,7 @@ def encode(value):
 
 
 class PlotlyView(anywidget.AnyWidget):
-    """Show a plotly figure; :meth:`update` replaces traces or layout keys, :meth:`on_click` listens.
+    """Show a plotly figure; :meth:`update` sends what changed, :meth:`on_click` listens.
 
     Parameters
     ----------
@@ -183,7 +225,6 @@ class PlotlyView(anywidget.AnyWidget):
     """
 
     _esm = _ESM
-    figure = traitlets.Dict().tag(sync=True)
     config = traitlets.Dict({"displaylogo": False, "responsive": True}).tag(sync=True)
 
     def __init__(self, figure, **kwargs):
@@ -195,17 +236,24 @@ class PlotlyView(anywidget.AnyWidget):
                 f"trace types {sorted(unknown)} are not in plotly.js's basic bundle {TRACE_TYPES}"
             )
         plotly_js()  # compressed now, while the kernel builds the page, not when the browser asks
-        super().__init__(figure=encode({"data": self.data, "layout": self.plot_layout}), **kwargs)
+        super().__init__(**kwargs)
         self._click_callbacks = []
         self.on_msg(self._handle)
 
     def update(self, traces=(), layout=None, first=0):
         """Overwrite keys of traces ``first, first + 1, ...`` with ``traces`` (dicts) and keys of
-        the layout with ``layout``, then send the figure to the browser (one message)."""
+        the layout with ``layout``; send only those to the browser (one message).
+
+        A view redraws the changed traces; an update of layout keys alone (a marker drawn as a
+        shape) is a relayout, which recomputes no trace.
+        """
+        changed = {}
         for offset, values in enumerate(traces):
             self.data[first + offset] = {**self.data[first + offset], **values}
+            changed[str(first + offset)] = values
         self.plot_layout.update(layout or {})
-        self.figure = encode({"data": self.data, "layout": self.plot_layout})
+        message, buffers = encode({"event": "update", "traces": changed, "layout": layout or {}})
+        self.send(message, buffers=buffers)
 
     def on_click(self, callback):
         """Call ``callback(trace_index, point_index)`` when the user clicks a point."""
@@ -216,6 +264,10 @@ class PlotlyView(anywidget.AnyWidget):
             return
         if content.get("event") == "plotly.js?":
             self.send({"event": "plotly.js"}, buffers=[plotly_js()])
+        elif content.get("event") == "figure?":  # a view is drawn: it gets the whole figure
+            figure = {"data": self.data, "layout": self.plot_layout}
+            message, buffers = encode({"event": "figure", "figure": figure})
+            self.send(message, buffers=buffers)
         elif content.get("event") == "click":
             trace, point = content.get("trace"), content.get("point")
             if isinstance(trace, int) and isinstance(point, int):
