@@ -142,27 +142,26 @@ def prepare_split(
     ) as stream:
         for begin in range(0, total, int(batch_size)):
             # row-group-aligned reads of one batch at a time bound the memory
-            frame = tables.read_split(
-                directory, split, columns=wanted, rows=slice(begin, begin + int(batch_size))
-            )
-            block, flags = spectra.preprocess_spectra(
-                *_frame_arrays(frame),
+            chosen, batch_labels, scalars = preprocess_rows(
+                directory,
+                split,
+                slice(begin, begin + int(batch_size)),
+                columns=keep,
+                targets=targets,
+                drop_flagged=drop_flagged,
+                read_columns=wanted,
                 method=method,
                 grid=grid,
                 fatal_bits=fatal_bits,
                 threads=threads,
                 continuum_degree=continuum_degree,
             )
-            rows = flags == 0 if drop_flagged else np.ones(flags.size, bool)
-            chosen = block[rows]
             if X is None:
                 chosen.astype("<f4", copy=False).tofile(stream)
             else:
                 X[count : count + len(chosen)] = chosen
             count += len(chosen)
-            labels.append(frame.loc[rows, targets].to_numpy(dtype=float))
-            scalars = frame.loc[rows, keep].reset_index(drop=True)
-            scalars["flag"] = flags[rows]
+            labels.append(batch_labels)
             frames.append(scalars)
         if out is not None:
             X = assemble_npy(stream, Path(out), (count, grid.size))
@@ -174,6 +173,58 @@ def prepare_split(
     )
     labels = np.concatenate(labels) if labels else np.empty((0, len(targets)))
     return X, labels, scalars
+
+
+def preprocess_rows(
+    directory,
+    split,
+    rows,
+    *,
+    columns,
+    targets,
+    drop_flagged=True,
+    read_columns=None,
+    **options,
+):
+    """Preprocess one range of a split's rows: one batch of :func:`prepare_split`, or of a Dask
+    worker (:func:`stellar_nb.preprocess.store.preprocess_batch`).
+
+    Parameters
+    ----------
+    directory : str or pathlib.Path
+        Survey folder with ``{split}.parquet``.
+    split : str
+    rows : slice
+        The rows (only the row groups holding them are read).
+    columns : sequence of str
+        Scalar columns to return.
+    targets : sequence of str
+        Label columns (:func:`label_columns`).
+    drop_flagged : bool
+        Leave unusable spectra out; otherwise keep them as zero rows.
+    read_columns : sequence of str, optional
+        Columns to read (default: all).
+    **options
+        ``method``, ``grid``, ``fatal_bits``, ``threads``, ``continuum_degree`` of
+        :func:`~stellar_nb.preprocess.spectra.preprocess_spectra`.
+
+    Returns
+    -------
+    X : numpy.ndarray
+        The kept rows' preprocessed spectra.
+    labels : numpy.ndarray
+        Their labels in physical units.
+    scalars : pandas.DataFrame
+        Their ``columns`` plus ``flag``.
+    """
+    from stellar_nb.data import tables
+
+    frame = tables.read_split(directory, split, columns=read_columns, rows=rows)
+    block, flags = spectra.preprocess_spectra(*_frame_arrays(frame), **options)
+    kept = flags == 0 if drop_flagged else np.ones(flags.size, bool)
+    scalars = frame.loc[kept, list(columns)].reset_index(drop=True)
+    scalars["flag"] = flags[kept]
+    return block[kept], frame.loc[kept, list(targets)].to_numpy(dtype=float), scalars
 
 
 def assemble_npy(raw, out, shape):

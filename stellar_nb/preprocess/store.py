@@ -263,15 +263,22 @@ def preprocess_batch(preprocessor, task):
     from stellar_nb.preprocess import pipeline
 
     survey, split, rows = task
-    targets = pipeline.label_columns(preprocessor.label_source)
-    frame = tables.read_split(survey, split, rows=rows)
-    block, flags = preprocessor.transform_frame(frame)
-    usable = flags == 0
+    X, labels, scalars = pipeline.preprocess_rows(
+        survey,
+        split,
+        rows,
+        columns=["spec_id"],
+        targets=pipeline.label_columns(preprocessor.label_source),
+        method=preprocessor.method,
+        grid=preprocessor.grid,
+        fatal_bits=preprocessor.fatal_bits,
+        continuum_degree=preprocessor.continuum_degree,
+    )
     return (
-        block[usable].astype("<f4", copy=False),
-        frame.loc[usable, targets].to_numpy(dtype=float),
-        frame.loc[usable, "spec_id"].to_numpy(),
-        flags[usable],
+        X.astype("<f4", copy=False),
+        labels,
+        scalars["spec_id"].to_numpy(),
+        scalars["flag"].to_numpy(),
     )
 
 
