@@ -20,7 +20,8 @@ paper's data set), :mod:`~stellar_nb.simulate`, :mod:`~stellar_nb.preprocess`,
 :mod:`~stellar_nb.model`, :mod:`~stellar_nb.model_directory`, :mod:`~stellar_nb.files`,
 :mod:`~stellar_nb.train`, :mod:`~stellar_nb.tune`,
 :mod:`~stellar_nb.evaluate`, :mod:`~stellar_nb.inference`, :mod:`~stellar_nb.comparison`,
-:mod:`~stellar_nb.baselines`, :mod:`~stellar_nb.predict`, :mod:`~stellar_nb.trust`.
+:mod:`~stellar_nb.baselines`, :mod:`~stellar_nb.predict`, :mod:`~stellar_nb.trust`,
+:mod:`~stellar_nb.paper`, :mod:`~stellar_nb.reproduce`.
 """
 
 from stellar_nb import lazy
@@ -42,9 +43,11 @@ PUBLIC_MODULES = (
     "libraries",
     "model",
     "model_directory",
+    "paper",
     "plots",
     "predict",
     "preprocess",
+    "reproduce",
     "scale",
     "schema",
     "simulate",

@@ -155,6 +155,8 @@ def test_tensorflow_start_up_lines_only_with_verbose(verbose, tmp_path, monkeypa
     # tune imports Keras Tuner, hence TensorFlow, then stops on the missing survey: a quick way to
     # load TensorFlow through a real command
     monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    # tune trains on JAX where it is installed (config.keras_backend); these lines are TensorFlow's
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
     missing = tmp_path / "no-such-survey"
     argv = ["tune", "--survey", str(missing), "--data-home", str(tmp_path)]
     done = subprocess.run(

@@ -73,3 +73,40 @@ def test_data_home_folders_are_config_properties(tmp_path):
     assert settings.paper_dataset_dir == tmp_path / "benchmark"
     assert settings.dashboard_cache_dir == tmp_path / "dashboard"
     assert settings.survey_dir == tmp_path / "simulated" / "survey-quick-seed0"
+    assert settings.reproduction_dir == tmp_path / "reproduction" / "quick-seed0"
+    assert config.get_config(data_home=tmp_path, seed=2).reproduction_dir.name == "full-seed2"
+
+
+@pytest.mark.parametrize(("installed", "expected"), [(True, "jax"), (False, "tensorflow")])
+def test_keras_backend_is_jax_where_installed_else_tensorflow(monkeypatch, installed, expected):
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    looked_up = []
+
+    def find_spec(name):
+        looked_up.append(name)
+        return object() if installed else None
+
+    monkeypatch.setattr(config.importlib.util, "find_spec", find_spec)
+    assert config.keras_backend() == expected
+    assert looked_up == ["jax"]
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    assert config.keras_backend() == "torch"
+
+
+def test_use_keras_backend_sets_the_variable_only_before_keras_is_imported(monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "")  # recorded, so the value set below is undone
+    monkeypatch.delenv("KERAS_BACKEND")
+    monkeypatch.delitem(config.sys.modules, "keras", raising=False)
+    monkeypatch.setattr(config.importlib.util, "find_spec", lambda name: None)
+    assert config.use_keras_backend() == "tensorflow"
+    assert config.os.environ["KERAS_BACKEND"] == "tensorflow"
+
+    class Imported:
+        class backend:
+            @staticmethod
+            def backend():
+                return "jax"
+
+    monkeypatch.setitem(config.sys.modules, "keras", Imported)
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    assert config.use_keras_backend() == "jax"  # what Keras really uses, not the variable

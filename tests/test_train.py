@@ -59,6 +59,35 @@ def test_keras_model_loads_in_safe_mode_and_matches_numpy(model_dir):
     np.testing.assert_allclose(numpy_model.forward(spectra), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_shipped_keras_model_loads_on_either_backend(backend):
+    """The pretrained model was saved on JAX; TensorFlow (Binder's default) must load it too."""
+    code = (
+        "import json, keras, numpy as np\n"
+        "from stellar_nb import inference, model_directory\n"
+        "folder = model_directory.pretrained_dir()\n"
+        "network = model_directory.load_keras_model(folder)\n"
+        "numpy_model = inference.NumpyModel.load(folder)\n"
+        "x = np.random.default_rng(0).standard_normal((32, 4000), dtype=np.float32)\n"
+        "out = network.predict(x, verbose=0)\n"
+        "keras_out = np.concatenate([out[label] for label in numpy_model.labels], axis=1)\n"
+        "gap = float(np.max(np.abs(keras_out - numpy_model.forward(x))))\n"
+        "print(json.dumps([keras.backend.backend(), gap]))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    used, gap = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (
+        files.read_json(model_directory.pretrained_dir() / "manifest.json")["versions"]["backend"]
+        == "jax"
+    )
+    assert used == backend and gap < 1e-4
+
+
 def _copy(model_dir, tmp_path):
     target = tmp_path / "model"
     shutil.copytree(model_dir, target)

@@ -28,6 +28,7 @@ COMMANDS = {
     "train": "train the residual multitask MLP",
     "tune": "Bayesian hyperparameter search with Keras Tuner",
     "evaluate": "test-set metrics next to the Cramer-Rao floor",
+    "reproduce": "the paper end to end: search, retrain, evaluate, baselines, report",
     "predict": "predict Teff, [Fe/H], log g for FITS files or a Parquet split",
     "bench": "side-by-side speed and memory benchmarks",
     "dashboard": "serve the Voila dashboard on http://localhost:8866",

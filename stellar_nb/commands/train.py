@@ -1,4 +1,8 @@
-"""``stellar-nb train``: train the residual multitask MLP (:func:`stellar_nb.train.train`)."""
+"""``stellar-nb train``: train the residual multitask MLP (:func:`stellar_nb.train.train`).
+
+It trains on :func:`stellar_nb.config.keras_backend` (``$KERAS_BACKEND``, else JAX where installed,
+else TensorFlow).
+"""
 
 from stellar_nb.commands import common
 
@@ -29,6 +33,9 @@ def configure_parser(parser):
 
 def run(args):
     """Run ``stellar-nb train``; prints where the model went and its validation MAE."""
+    from stellar_nb import config as config_module
+
+    config_module.use_keras_backend()  # before Keras is imported: JAX where installed
     from stellar_nb import files, simulate
     from stellar_nb.train import train
 

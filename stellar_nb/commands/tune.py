@@ -4,6 +4,8 @@
 ``--distributed worker --oracle HOST:PORT --tuner-id NAME`` trains trials for it (Keras Tuner's
 distributed mode; every process must see the same ``--data-home`` and ``--project``).
 ``--report`` lists the trials of a project folder and which worker ran each, without searching.
+Trials train on :func:`stellar_nb.config.keras_backend` (``$KERAS_BACKEND``, else JAX where
+installed, else TensorFlow).
 """
 
 import collections
@@ -57,6 +59,9 @@ def _print_trials(trials):
 
 def run(args):
     """Run ``stellar-nb tune``; prints the best trial's hyperparameters (or a worker's trials)."""
+    from stellar_nb import config as config_module
+
+    config_module.use_keras_backend()  # before Keras is imported: JAX where installed
     from stellar_nb import tune
 
     overrides = {

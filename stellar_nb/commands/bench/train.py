@@ -1,4 +1,8 @@
-"""``stellar-nb bench train``: epoch time of the paper model next to its GEMM-bound limit (:mod:`stellar_nb.bench.train`)."""
+"""``stellar-nb bench train``: epoch time of the paper model next to its GEMM-bound limit (:mod:`stellar_nb.bench.train`).
+
+The backend the training commands use by default (:func:`stellar_nb.config.keras_backend`) is
+marked ``(default)``.
+"""
 
 from stellar_nb import schema
 
@@ -30,6 +34,7 @@ def configure_parser(parser):
 
 def run(args):
     """Run the benchmark and print one line per backend."""
+    from stellar_nb import config
     from stellar_nb.bench.train import backend_epoch_times, forward_flops, gemm_throughput
 
     if args.epochs < 2 or args.rows < args.batch_size:
@@ -41,14 +46,17 @@ def run(args):
         f"paper model: {flops / 1e6:.3f} MFLOP per spectrum forward; numpy float32 GEMM {throughput / 1e9:.0f} GFLOP/s"
     )
     print(f"GEMM-bound epoch on {args.rows:,} x {schema.GRID_SIZE} inputs: {bound:.2f} s")
+    default = config.keras_backend()
     succeeded = 0
     for backend in args.backends:
         result = backend_epoch_times(backend, args.rows, args.epochs, args.batch_size)
+        mark = " (default)" if backend == default else ""
         if "error" in result:
-            print(f"{backend:>10}: failed: {result['error']}")
+            print(f"{backend:>10}: failed: {result['error']}{mark}")
             continue
         succeeded += 1
         print(
-            f"{backend:>10}: {result['later']:.2f} s/epoch (first epoch +{result['first_extra']:.1f} s), {100 * bound / result['later']:.0f}% of the GEMM bound"
+            f"{backend:>10}: {result['later']:.2f} s/epoch (first epoch +{result['first_extra']:.1f} s), {100 * bound / result['later']:.0f}% of the GEMM bound{mark}"
         )
+    print(f"train, tune and reproduce use {default} (KERAS_BACKEND overrides)")
     return 0 if succeeded else 1
