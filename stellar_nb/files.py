@@ -23,6 +23,7 @@ import numpy as np
 __all__ = [
     "atomic_path",
     "atomic_write",
+    "fingerprint_difference",
     "give_normal_mode",
     "process_start_time",
     "read_json",
@@ -142,6 +143,22 @@ def read_json(path):
         return json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON: {error}") from None
+
+
+def fingerprint_difference(path, expected):
+    """Compare the fingerprint (a JSON dict) stored at ``path`` with ``expected``.
+
+    Returns
+    -------
+    None or list of str
+        None when they are equal; else the keys whose values differ, sorted (every key of
+        ``expected`` when nothing is stored at ``path``: check ``path.is_file()`` to tell).
+    """
+    path = Path(path)
+    stored = read_json(path) if path.is_file() else {}
+    if stored == expected:
+        return None
+    return sorted(k for k in {*stored, *expected} if stored.get(k) != expected.get(k))
 
 
 def sha256sum(path):

@@ -190,13 +190,12 @@ def _check_fingerprint(run_dir, expected, overwrite):
     if not run_dir.is_dir() or not any(run_dir.iterdir()):
         return
     path = run_dir / FINGERPRINT
-    stored = files.read_json(path) if path.is_file() else None
-    if stored == expected:
+    keys = files.fingerprint_difference(path, expected)
+    if keys is None:
         return
-    if stored is None:
+    if not path.is_file():
         what = "files but no fingerprint (not a reproduction run folder?)"
     else:
-        keys = sorted(k for k in {*stored, *expected} if stored.get(k) != expected.get(k))
         what = f"a run with other settings (differing: {', '.join(keys)})"
     raise ValueError(
         f"the run folder {run_dir} holds {what}; pass overwrite=True (stellar-nb reproduce "

@@ -233,13 +233,12 @@ def _check_fingerprint(project, fingerprint, overwrite):
     ):
         return
     stored_path = project / FINGERPRINT
-    stored = files.read_json(stored_path) if stored_path.is_file() else None
-    if stored == fingerprint:
+    keys = files.fingerprint_difference(stored_path, fingerprint)
+    if keys is None:
         return
-    if stored is None:
+    if not stored_path.is_file():
         what = "a search without a data fingerprint (from an older stellar_nb or another tool)"
     else:
-        keys = sorted(k for k in {*stored, *fingerprint} if stored.get(k) != fingerprint.get(k))
         what = f"a search on other data or settings (differing: {', '.join(keys)})"
     raise ValueError(
         f"the tuner folder {project} holds {what}; pass overwrite=True "
