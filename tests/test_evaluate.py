@@ -17,7 +17,8 @@ def test_ridge_and_ols_match_closed_forms():
     ols = baselines.fit_ols(spectra, labels)
     np.testing.assert_allclose(ols.coef_, coef, atol=0.01)
     np.testing.assert_allclose(ols.intercept_, [1.5] * 3, atol=0.05)
-    centred = spectra - spectra.mean(axis=0)
+    centred = spectra.astype(np.float64)  # the solver works in float64; so must the check
+    centred -= centred.mean(axis=0)
     expected = np.linalg.solve(
         centred.T @ centred + 5.0 * np.eye(30), centred.T @ (labels - labels.mean(axis=0))
     )

@@ -341,7 +341,8 @@ def test_killed_run_leaves_staging_that_the_next_run_removes(tmp_path, monkeypat
     process = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.monotonic() + 120
     try:
-        while not list(tmp_path.glob(".survey.*.part/train.parquet")):
+        # the file exists before its first row group is written: wait for bytes, not for the name
+        while not any(f.stat().st_size for f in tmp_path.glob(".survey.*.part/train.parquet")):
             assert process.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
     finally:
